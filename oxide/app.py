@@ -1,0 +1,192 @@
+"""The application object: configuration, the listener registry and the queue connections."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .config import Config, load_config
+from .drivers import Driver, check_queue_name, make_driver
+from .errors import ConfigError, JobDecodeError, ListenerNotRegistered, OxideError
+from .events import Event, Mode, listener_type_of, run_handler
+from .wire import Job, encode_value
+
+__all__ = ["App", "Registration", "current_app"]
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One ``listen`` call: which listener handles which event, and how it runs."""
+
+    event_cls: type[Event]
+    listener: Any  # a class (instantiated per job) or an instance
+    mode: Mode
+
+    @property
+    def listener_type(self) -> str:
+        return listener_type_of(self.listener)
+
+    def make_listener(self) -> Any:
+        return self.listener() if isinstance(self.listener, type) else self.listener
+
+
+_current: App | None = None
+_current_lock = threading.Lock()
+
+
+def current_app() -> App:
+    """The most recently created :class:`App`, or a new one reading ``./config``."""
+    global _current
+    with _current_lock:
+        if _current is None:
+            _current = App()
+        return _current
+
+
+class App:
+    """Listeners, their modes, and the queue connections they push to.
+
+    ``App(config_dir=None)`` reads ``./.env`` and the config directory
+    (``OXIDE_CONFIG_DIR`` or ``./config``); pass ``config=`` to use a
+    :class:`~oxide.config.Config` built elsewhere.
+    """
+
+    def __init__(self, config_dir: str | os.PathLike[str] | None = None, *, config: Config | None = None) -> None:
+        global _current
+        self.config = config if config is not None else load_config(config_dir)
+        self._by_event: dict[str, list[Registration]] = {}
+        self._by_job: dict[tuple[str, str], Registration] = {}
+        self._drivers: dict[str, Driver] = {}
+        self._lock = threading.Lock()
+        with _current_lock:
+            _current = self
+
+    # -- registry -------------------------------------------------------------------------------
+
+    def listen(self, event_cls: type[Event], listener: Any, mode: Mode | None = None) -> None:
+        """Run ``listener`` for every ``event_cls`` dispatched: inline, or queued by ``mode``."""
+        if not (isinstance(event_cls, type) and issubclass(event_cls, Event)):
+            raise OxideError(f"listen: {event_cls!r} is not an Event subclass")
+        if not callable(getattr(listener, "handle", None)):
+            raise OxideError(f"listen: {listener!r} has no handle(event) method")
+        mode = Mode.sync() if mode is None else mode
+        if not isinstance(mode, Mode):
+            raise OxideError(f"listen: mode must be a Mode, got {mode!r}")
+        if mode.queued:
+            name = mode.connection if mode.connection is not None else self.config.default
+            self.config.connection(name)  # an unknown connection is an error now, not at dispatch
+        registration = Registration(event_cls, listener, mode)
+        key = (event_cls.event_name, registration.listener_type)
+        if key in self._by_job:
+            raise OxideError(f"listen: {key[1]} already listens to {key[0]!r}")
+        self._by_job[key] = registration
+        self._by_event.setdefault(event_cls.event_name, []).append(registration)
+
+    @property
+    def registrations(self) -> Sequence[Registration]:
+        """Every registration, in the order ``listen`` was called."""
+        return [r for regs in self._by_event.values() for r in regs]
+
+    def registration_for(self, job: Job) -> Registration:
+        """The registration a job names; never imports code named by the wire."""
+        try:
+            return self._by_job[(job.event_name, job.listener_type)]
+        except KeyError:
+            raise ListenerNotRegistered(
+                f"no listener {job.listener_type!r} is registered for event {job.event_name!r} in this application"
+            ) from None
+
+    # -- dispatch -------------------------------------------------------------------------------
+
+    def dispatch(self, event: Event) -> None:
+        """Run inline listeners now and push a job for each queued one, in registration order."""
+        registrations = self._by_event.get(type(event).event_name, ())
+        payload: Any = None
+        for registration in registrations:
+            if not registration.mode.queued:
+                run_handler(registration.make_listener(), event)
+                continue
+            if payload is None:
+                payload = event.to_payload()
+                encode_value(payload)  # refuse what the wire cannot carry before anything is pushed
+            job = Job(event.event_name, registration.listener_type, payload, uuid=str(uuid.uuid4()))
+            mode = registration.mode
+            connection = self.config.connection(mode.connection)
+            self.push(connection.name, mode.queue_name or connection.queue, job)
+
+    def push(self, connection: str | None, queue: str | None, job: Job) -> None:
+        """Push one job onto ``queue`` of ``connection`` (``None``: the defaults)."""
+        conn = self.config.connection(connection)
+        name = check_queue_name(conn.queue if queue is None else queue)
+        self.driver(conn.name).push(name, job.to_json())
+
+    def push_many(self, connection: str | None, queue: str | None, jobs: Sequence[Job]) -> None:
+        """Push several jobs in order, in as few round trips as the driver allows."""
+        conn = self.config.connection(connection)
+        name = check_queue_name(conn.queue if queue is None else queue)
+        self.driver(conn.name).push_many(name, [job.to_json() for job in jobs])
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def driver(self, connection: str | None = None) -> Driver:
+        """The driver of a connection, built on first use and kept."""
+        conn = self.config.connection(connection)
+        with self._lock:
+            driver = self._drivers.get(conn.name)
+            if driver is None:
+                driver = self._drivers[conn.name] = make_driver(conn, self.run_encoded)
+        return driver
+
+    def close(self) -> None:
+        """Close every driver this app opened."""
+        with self._lock:
+            drivers, self._drivers = list(self._drivers.values()), {}
+        for driver in drivers:
+            driver.close()
+
+    # -- running jobs ---------------------------------------------------------------------------
+
+    def decode(self, body: str | bytes) -> tuple[Job, Registration, Event]:
+        """Decode a job body into its job, registration and event; raises OxideError subclasses."""
+        job = Job.from_json(body)
+        registration = self.registration_for(job)
+        try:
+            event = registration.event_cls.from_payload(job.payload)
+        except Exception as exc:
+            raise JobDecodeError(
+                f"payload of {job.event_name!r} does not fit {registration.event_cls.__qualname__}: {exc}"
+            ) from exc
+        return job, registration, event
+
+    def run_encoded(self, queue: str, body: str) -> None:
+        """Run one encoded job inline (the sync driver); the listener's exception propagates."""
+        _job, registration, event = self.decode(body)
+        run_handler(registration.make_listener(), event)
+
+
+def load_app(spec: str) -> App:
+    """Find the application named ``MODULE:ATTR``; ATTR is an App or a zero-argument callable returning one."""
+    import importlib
+
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"--app: expected MODULE:ATTR (for example myapp.main:app), got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"--app {spec}: cannot import {module_name!r}: {exc}") from exc
+    try:
+        target = getattr(module, attr)
+    except AttributeError:
+        raise ConfigError(f"--app {spec}: module {module_name!r} has no attribute {attr!r}") from None
+    if not isinstance(target, App) and callable(target):
+        target = target()
+    if not isinstance(target, App):
+        raise ConfigError(
+            f"--app {spec}: expected an oxide.App or a callable returning one, got {type(target).__name__}"
+        )
+    return target

@@ -1,0 +1,79 @@
+"""Queue drivers behind one small contract.
+
+A driver moves job strings; it knows nothing of events or listeners. A new
+driver is a module with a class that satisfies :class:`Driver` and one line in
+:data:`FACTORIES` (plus its keys in ``config.DRIVER_KEYS``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from ..errors import QueueNameError
+
+if TYPE_CHECKING:
+    from ..config import ConnectionConfig
+
+__all__ = ["Delivery", "Driver", "JobRunner", "check_queue_name", "make_driver"]
+
+_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+
+
+def check_queue_name(name: object) -> str:
+    """Return ``name`` if it matches ``[A-Za-z0-9_.-]{1,128}``, else raise QueueNameError."""
+    if not isinstance(name, str) or not 1 <= len(name) <= 128 or not _NAME_CHARS.issuperset(name):
+        raise QueueNameError(
+            f"invalid queue name {name!r}: use 1 to 128 characters from A-Z, a-z, 0-9, '_', '.' and '-'"
+        )
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A job taken from a queue: which queue served it and the raw body as stored."""
+
+    queue: str
+    body: bytes
+
+
+JobRunner = Callable[[str, str], None]
+"""Runs one encoded job inline: ``(queue, body)``; used by drivers that do not persist."""
+
+
+class Driver(Protocol):
+    """A queue backend for one configured connection."""
+
+    name: str
+    consumable: bool  # False for drivers with nothing for a worker to take (sync)
+
+    def push(self, queue: str, body: str) -> None:
+        """Append one encoded job to the tail of ``queue``."""
+
+    def push_many(self, queue: str, bodies: Sequence[str]) -> None:
+        """Append several encoded jobs, in order, in as few round trips as the backend allows."""
+
+    def pop(self, queues: Sequence[str], timeout_secs: float) -> Delivery | None:
+        """Take the oldest job of the first non-empty queue, waiting up to ``timeout_secs``."""
+
+    def size(self, queue: str) -> int:
+        """How many jobs wait in ``queue``."""
+
+    def close(self) -> None:
+        """Release connections; the driver may be used again afterwards."""
+
+
+_FACTORIES: dict[str, str] = {
+    "sync": "oxide.drivers.sync:SyncDriver",
+    "redis": "oxide.drivers.redis:RedisDriver",
+}
+
+
+def make_driver(config: ConnectionConfig, runner: JobRunner) -> Driver:
+    """Build the driver for one connection; its module is imported only now."""
+    module_name, _, class_name = _FACTORIES[config.driver].partition(":")
+    factory = getattr(importlib.import_module(module_name), class_name)
+    driver: Driver = factory(config, runner)
+    return driver

@@ -1,0 +1,36 @@
+"""The ``sync`` driver: runs the listener inline at push time, persists nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..config import ConnectionConfig
+from . import Delivery, JobRunner
+
+__all__ = ["SyncDriver"]
+
+
+class SyncDriver:
+    """Push runs the job at once; the listener's exception reaches the caller unchanged."""
+
+    consumable = False
+
+    def __init__(self, config: ConnectionConfig, runner: JobRunner) -> None:
+        self.name = config.name
+        self._run = runner
+
+    def push(self, queue: str, body: str) -> None:
+        self._run(queue, body)
+
+    def push_many(self, queue: str, bodies: Sequence[str]) -> None:
+        for body in bodies:
+            self._run(queue, body)
+
+    def pop(self, queues: Sequence[str], timeout_secs: float) -> Delivery | None:
+        return None
+
+    def size(self, queue: str) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
