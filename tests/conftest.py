@@ -19,9 +19,7 @@ from oxide.drivers.redis import KEY_PREFIX, RedisDriver
 
 REQUIRE_SERVICES = os.environ.get("OXIDE_REQUIRE_SERVICES") == "1"
 REDIS_URL = os.environ.get("OXIDE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-REDIS_START = (
-    "start one with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no"
-)
+REDIS_START = "start one with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no"
 
 
 def service_missing(what: str, how: str) -> None:

@@ -1,0 +1,91 @@
+"""Failed jobs: the record of a job that could not run, and where such records go.
+
+The worker hands every failure to a :class:`FailedJobProvider`. With
+``[failed] driver = "database"`` that is the ``failed_jobs`` table in the
+default DB connection; with ``"none"`` it is :class:`LogOnlyProvider`, which
+logs at error level and keeps nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+__all__ = ["FailedJob", "FailedJobProvider", "LogOnlyProvider", "StoredFailedJob"]
+
+log = logging.getLogger("oxide.failed")
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    """One failure, as the worker reports it.
+
+    ``payload`` is the event's JSON (the job's ``payload`` field, canonical form);
+    for a message that could not be decoded it is the raw body, kept whole, and
+    ``event_name``/``listener_type`` are empty strings.
+    """
+
+    uuid: str
+    connection: str
+    queue: str
+    event_name: str
+    listener_type: str
+    payload: str
+    exception: str
+    failed_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredFailedJob(FailedJob):
+    """A failed job as read back from a store, with its row id."""
+
+    id: int = 0
+
+
+class FailedJobProvider(Protocol):
+    """Where failed jobs are recorded; every method may raise OxideError when the store is unavailable."""
+
+    def log(self, job: FailedJob) -> None:
+        """Record a failure; idempotent on ``uuid`` (recording the same uuid twice keeps one row)."""
+
+    def all(self) -> Sequence[StoredFailedJob]:
+        """Every recorded failure, oldest first."""
+
+    def find(self, ids: Sequence[int]) -> Sequence[StoredFailedJob]:
+        """The records with these ids (missing ids are simply absent)."""
+
+    def forget(self, job_id: int) -> bool:
+        """Delete one record; False if there was none."""
+
+    def flush(self) -> int:
+        """Delete every record; returns how many were deleted."""
+
+
+class LogOnlyProvider:
+    """``[failed] driver = "none"``: log the failure at error level, keep nothing."""
+
+    def log(self, job: FailedJob) -> None:
+        log.error(
+            "failed job dropped (failed.driver = none): connection=%s queue=%s event=%s listener=%s uuid=%s\n%s",
+            job.connection,
+            job.queue,
+            job.event_name,
+            job.listener_type,
+            job.uuid,
+            job.exception,
+        )
+
+    def all(self) -> Sequence[StoredFailedJob]:
+        return []
+
+    def find(self, ids: Sequence[int]) -> Sequence[StoredFailedJob]:
+        return []
+
+    def forget(self, job_id: int) -> bool:
+        return False
+
+    def flush(self) -> int:
+        return 0
