@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-__all__ = ["FailedJob", "FailedJobProvider", "LogOnlyProvider", "StoredFailedJob"]
+__all__ = ["FailedJob", "FailedJobProvider", "LogOnlyProvider", "StoredFailedJob", "provider_for"]
 
 log = logging.getLogger("oxide.failed")
 
@@ -89,3 +89,12 @@ class LogOnlyProvider:
 
     def flush(self) -> int:
         return 0
+
+
+def provider_for(config: object, connection: str) -> FailedJobProvider:
+    """The provider a worker on ``connection`` records failures with, from ``[failed] driver``.
+
+    Until the ``failed_jobs`` store lands this logs only; the store replaces it.
+    """
+    del config, connection
+    return LogOnlyProvider()
