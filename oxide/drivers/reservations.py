@@ -1,0 +1,114 @@
+"""Reservations on Redis: the Python side of the Lua scripts in ``lua/``.
+
+A taken job is not gone: it waits in ``oxide:queue:<q>:reserved`` (member
+``"<token>|<body>"``, score = visibility deadline in ms) until the worker
+acknowledges it, releases it for another attempt, or dies — then the next
+reserve on that queue puts it back at the front of the line. A live worker
+extends its deadline while the job runs, so only a dead worker's job returns.
+
+Times are the server's clock unless a ``clock_ms`` is given (tests pass a
+fake one), so skewed worker clocks never move deadlines.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+__all__ = ["Reservations", "Reserved", "keys_of"]
+
+SUFFIXES = ("", ":reserved", ":delayed", ":notify", ":crashes")
+READY, RESERVED, DELAYED, NOTIFY, CRASHES = range(5)
+
+
+def keys_of(queue: str) -> list[str]:
+    """The five keys of one queue, in the order the scripts expect them."""
+    base = "oxide:queue:" + queue
+    return [base + suffix for suffix in SUFFIXES]
+
+
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    """One reserved job: its queue, the reservation's member, the body and how often it was lost before."""
+
+    queue: str
+    member: bytes
+    crashes: int
+
+    @property
+    def body(self) -> bytes:
+        return self.member.split(b"|", 1)[1]
+
+
+def _script_text(name: str) -> str:
+    return resources.files("oxide.drivers").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+
+
+class Reservations:
+    """Reserve, acknowledge, release and extend jobs atomically with the Lua scripts."""
+
+    def __init__(self, client: Any, *, visibility_ms: int, clock_ms: Callable[[], int] | None = None) -> None:
+        self.client = client
+        self.visibility_ms = visibility_ms
+        self._clock_ms = clock_ms
+        self._scripts = {
+            name: client.register_script(_script_text(name))
+            for name in ("reserve", "push", "later", "ack", "release", "extend")
+        }
+        # Tokens only need to be unique among live members: a random worker id and a counter.
+        self._worker = f"{os.getpid():x}{secrets.token_hex(4)}"
+        self._counter = itertools.count(1)
+
+    def _now(self) -> str:
+        return "" if self._clock_ms is None else str(self._clock_ms())
+
+    def _token(self) -> str:
+        return f"{self._worker}.{next(self._counter)}"
+
+    def reserve(self, queues: Sequence[str], limit: int = 1) -> list[Reserved]:
+        """Up to ``limit`` jobs from the first non-empty queue, in priority order; [] if all are empty."""
+        keys = [key for queue in queues for key in keys_of(queue)]
+        reply = self._scripts["reserve"](keys=keys, args=[self._now(), self.visibility_ms, self._token(), limit])
+        if not reply:
+            return []
+        queue = queues[int(reply[0]) - 1]
+        return [Reserved(queue, bytes(reply[i]), int(reply[i + 1])) for i in range(1, len(reply), 2)]
+
+    def push(self, queue: str, bodies: Sequence[str | bytes]) -> None:
+        """Add jobs to the back of ``queue`` (oldest first) and wake one idle worker per job."""
+        keys = keys_of(queue)
+        self._scripts["push"](keys=[keys[READY], keys[NOTIFY]], args=list(bodies))
+
+    def later(self, queue: str, bodies: Sequence[str | bytes], delay_ms: int) -> None:
+        """Make jobs ready in ``queue`` after ``delay_ms``."""
+        keys = keys_of(queue)
+        self._scripts["later"](keys=[keys[DELAYED]], args=[self._now(), delay_ms, self._token(), *bodies])
+
+    def ack(self, job: Reserved) -> bool:
+        """The job is done; False if its reservation had expired (it may run again elsewhere)."""
+        keys = keys_of(job.queue)
+        return bool(self._scripts["ack"](keys=[keys[RESERVED], keys[CRASHES]], args=[job.member]))
+
+    def release(self, job: Reserved, body: str | bytes, delay_ms: int = 0) -> bool:
+        """Queue ``body`` (the job with its attempts raised) again, now or after ``delay_ms``."""
+        keys = keys_of(job.queue)
+        return bool(
+            self._scripts["release"](
+                keys=[keys[RESERVED], keys[CRASHES], keys[READY], keys[DELAYED], keys[NOTIFY]],
+                args=[job.member, body, self._now(), delay_ms, self._token()],
+            )
+        )
+
+    def extend(self, job: Reserved) -> bool:
+        """Push the job's deadline a visibility timeout forward; False if it had already expired."""
+        keys = keys_of(job.queue)
+        return bool(self._scripts["extend"](keys=[keys[RESERVED]], args=[job.member, self._now(), self.visibility_ms]))
+
+    def wait(self, queues: Sequence[str], timeout_secs: float) -> None:
+        """Block until a producer signals one of ``queues`` or the timeout passes (one BRPOP for all)."""
+        self.client.brpop([keys_of(q)[NOTIFY] for q in queues], timeout=timeout_secs)
