@@ -12,9 +12,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["FailedJob", "FailedJobProvider", "LogOnlyProvider", "StoredFailedJob", "provider_for"]
+if TYPE_CHECKING:
+    from ..config import Config
+
+__all__ = ["FailedJob", "FailedJobProvider", "LogOnlyProvider", "StoredFailedJob", "provider_for", "store_for"]
 
 log = logging.getLogger("oxide.failed")
 
@@ -63,6 +66,9 @@ class FailedJobProvider(Protocol):
     def flush(self) -> int:
         """Delete every record; returns how many were deleted."""
 
+    def flush_parked(self) -> int:
+        """Move records parked while the store was down into it; returns how many. Call when idle; never raises."""
+
 
 class LogOnlyProvider:
     """``[failed] driver = "none"``: log the failure at error level, keep nothing."""
@@ -90,11 +96,40 @@ class LogOnlyProvider:
     def flush(self) -> int:
         return 0
 
+    def flush_parked(self) -> int:
+        return 0
 
-def provider_for(config: object, connection: str) -> FailedJobProvider:
+
+def provider_for(config: Config, connection: str) -> FailedJobProvider:
     """The provider a worker on ``connection`` records failures with, from ``[failed] driver``.
 
-    Until the ``failed_jobs`` store lands this logs only; the store replaces it.
+    ``"database"``: the ``failed_jobs`` table of the default DB connection, behind a
+    :class:`~oxide.failed.parking.ParkingProvider` that parks what the database
+    refuses (in Redis for a redis connection, else in the spool file) and moves it
+    in later. The DB driver is imported now: a missing one is a ConfigError at startup.
     """
-    del config, connection
-    return LogOnlyProvider()
+    if config.failed_driver == "none":
+        return LogOnlyProvider()
+    from ..db import database_for
+    from .parking import SPOOL_PATH, Parking, ParkingProvider, RedisParking, SpoolParking
+    from .store import DatabaseFailedJobProvider
+
+    store = DatabaseFailedJobProvider(database_for(config))
+    conn = config.connection(connection)
+    parkings: list[Parking] = []
+    if conn.driver == "redis":
+        from ..drivers.redis import connect, redact
+
+        parkings.append(RedisParking(connect(conn.url), f"redis connection {conn.name!r} ({redact(conn.url)})"))
+    parkings.append(SpoolParking(config.root / SPOOL_PATH))
+    return ParkingProvider(store, parkings)
+
+
+def store_for(config: Config) -> FailedJobProvider:
+    """What the CLI reads and edits: the ``failed_jobs`` table, or nothing with ``driver = "none"``."""
+    if config.failed_driver == "none":
+        return LogOnlyProvider()
+    from ..db import database_for
+    from .store import DatabaseFailedJobProvider
+
+    return DatabaseFailedJobProvider(database_for(config))
