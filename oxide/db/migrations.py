@@ -32,7 +32,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import OxideError
-from . import Database
+from . import Database, DatabaseError
 from .dialects import DIALECTS
 
 __all__ = [
@@ -194,8 +194,11 @@ class Migrator:
         batch = int(rows[0][0] or 0) + 1
         record = f"INSERT INTO {q(self.table)} ({q('migration')}, {q('batch')}, {q('applied_at')}) VALUES (?, ?, ?)"
         for migration in todo:
-            with self.database.transaction() as session:
-                for statement in migration.for_dialect(dialect.name):
-                    session.execute(statement)
-                session.execute(record, (migration.name, batch, dialect.timestamp_param(datetime.now(UTC))))
+            try:
+                with self.database.transaction() as session:
+                    for statement in migration.for_dialect(dialect.name):
+                        session.execute(statement)
+                    session.execute(record, (migration.name, batch, dialect.timestamp_param(datetime.now(UTC))))
+            except DatabaseError as exc:
+                raise DatabaseError(f"migration {migration.name} failed and was not recorded: {exc}") from None
         return todo
