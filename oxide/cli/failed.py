@@ -116,7 +116,8 @@ def _move_parked(ctx: Context, store: FailedJobProvider) -> None:
             parkings.append(RedisParking(connect(conn.url), f"redis connection {conn.name!r} ({redact(conn.url)})"))
     moved = ParkingProvider(store, parkings).flush_parked(force=True)
     if moved:
-        print(f"Moved {moved} parked failed job(s) into failed_jobs.")
+        # On stderr: stdout stays the listing alone (`--json` output is parsed by scripts).
+        print(f"Moved {moved} parked failed job(s) into failed_jobs.", file=sys.stderr)
 
 
 def _row_dict(row: StoredFailedJob) -> dict[str, Any]:
@@ -154,8 +155,7 @@ def _print_table(rows: Sequence[StoredFailedJob]) -> None:
 def list_failed(ctx: Context, args: argparse.Namespace) -> int:
     """``queue:failed``: the table, or JSON."""
     store = _store(ctx)
-    if not args.json:
-        _move_parked(ctx, store)
+    _move_parked(ctx, store)
     rows = store.all()
     if args.json:
         json.dump([_row_dict(r) for r in rows], sys.stdout, ensure_ascii=False, indent=2)

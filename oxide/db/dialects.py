@@ -146,7 +146,9 @@ class SQLiteDialect(Dialect):
         def connect() -> Any:
             if file is not None and not create and not file.exists():
                 # sqlite's own message ("unable to open database file") does not say what to do.
-                raise FileNotFoundError(f"database file {file} does not exist; create it with: oxide migrate")
+                raise FileNotFoundError(
+                    f"database file {file} does not exist; create it with: oxide vendor:publish queue && oxide migrate"
+                )
             # isolation_level=None: we issue BEGIN ourselves, so DDL in a migration is inside the transaction too.
             return sqlite3.connect(target, uri=file is not None, timeout=timeout_secs, isolation_level=None)
 

@@ -252,7 +252,7 @@ def test_forget_flush_and_prune(migrated: TestApp) -> None:
 def test_commands_before_migrate_name_the_fix(app: TestApp) -> None:
     result = app.oxide("queue:failed")
     assert result.returncode == 1
-    assert "does not exist; create it with: oxide migrate" in result.stderr
+    assert f"does not exist; create it with: {FIX}" in result.stderr
     (app.root / "database").mkdir()
     (app.root / "database" / "database.sqlite").touch()
     result = app.oxide("queue:failed")
@@ -297,3 +297,15 @@ def test_usage_errors_exit_2(app: TestApp, args: tuple[str, ...]) -> None:
 )
 def test_every_command_explains_itself(app: TestApp, command: str, words: str) -> None:
     assert words in app.ok(command, "--help")
+
+
+def test_failures_parked_while_the_table_was_missing_are_listed_once_it_exists(app: TestApp) -> None:
+    job = app.fail("emails", 11)  # before migrate: the worker's provider parks it in Redis
+    assert app.redis.llen(queue_key(app.prefix + "emails") + ":failed") == 1
+    app.ok("vendor:publish", "queue")
+    app.ok("migrate")
+    result = app.oxide("queue:failed", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [row["uuid"] for row in json.loads(result.stdout)] == [job.uuid]
+    assert "Moved 1 parked failed job(s) into failed_jobs." in result.stderr
+    assert app.redis.exists(queue_key(app.prefix + "emails") + ":failed") == 0

@@ -89,7 +89,9 @@ def test_a_driver_message_holding_the_password_is_redacted() -> None:
 
 def test_a_worker_does_not_create_a_missing_sqlite_file(tmp_path: Path) -> None:
     url = parse_database_url("sqlite:///database/database.sqlite")
-    with pytest.raises(DatabaseError, match="does not exist; create it with: oxide migrate"):
+    with pytest.raises(
+        DatabaseError, match="does not exist; create it with: oxide vendor:publish queue && oxide migrate"
+    ):
         connect_database(url, tmp_path).query("SELECT 1")
     assert not (tmp_path / "database" / "database.sqlite").exists()
 
