@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ..errors import OxideError
 from . import Context, RuntimeFailure, UsageError
 
 if TYPE_CHECKING:
@@ -113,7 +114,12 @@ def _move_parked(ctx: Context, store: FailedJobProvider) -> None:
         if conn.driver == "redis":
             from ..drivers.redis import connect, redact
 
-            parkings.append(RedisParking(connect(conn.url), f"redis connection {conn.name!r} ({redact(conn.url)})"))
+            try:
+                client = connect(conn.url)
+            except OxideError:
+                # No redis-py (or a bad URL): no worker of ours can have parked there. Listing goes on.
+                continue
+            parkings.append(RedisParking(client, f"redis connection {conn.name!r} ({redact(conn.url)})"))
     moved = ParkingProvider(store, parkings).flush_parked(force=True)
     if moved:
         # On stderr: stdout stays the listing alone (`--json` output is parsed by scripts).
