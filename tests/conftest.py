@@ -2,6 +2,8 @@
 
 Isolation: Redis tests use database index 13 (``OXIDE_TEST_REDIS_URL``) and queue
 names with a per-test random prefix; they delete only the keys under that prefix.
+SQL tests take ``scratch_db``: a SQLite file, PostgreSQL schema or MariaDB database
+of their own (``OXIDE_TEST_POSTGRES_URL``, ``OXIDE_TEST_MYSQL_URL``), dropped after.
 Set ``OXIDE_REQUIRE_SERVICES=1`` to turn a missing server into a failure.
 """
 

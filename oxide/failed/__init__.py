@@ -2,8 +2,10 @@
 
 The worker hands every failure to a :class:`FailedJobProvider`. With
 ``[failed] driver = "database"`` that is the ``failed_jobs`` table in the
-default DB connection; with ``"none"`` it is :class:`LogOnlyProvider`, which
-logs at error level and keeps nothing.
+default DB connection (:mod:`oxide.failed.store`), behind a provider that parks
+what the database refuses and moves it in later (:mod:`oxide.failed.parking`);
+with ``"none"`` it is :class:`LogOnlyProvider`, which logs at error level and
+keeps nothing. ``docs/failed-jobs.md`` tells the whole story.
 """
 
 from __future__ import annotations

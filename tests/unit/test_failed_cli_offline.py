@@ -41,3 +41,13 @@ def test_driver_none_says_nothing_is_stored(
     out = capsys.readouterr().out
     assert out.count('failed jobs are not stored ([failed] driver = "none" in queue.toml)') == 3
     assert main(["queue:forget", "1"]) == 1
+
+
+def test_migrate_before_publishing_says_what_to_publish(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        out
+        == f"No migrations in {app_dir / 'database' / 'migrations'}; publish the queue's with: oxide vendor:publish queue\n"
+    )
+    assert not (app_dir / "database" / "database.sqlite").exists()
