@@ -2,6 +2,8 @@
 
 Isolation: Redis tests use database index 13 (``OXIDE_TEST_REDIS_URL``) and queue
 names with a per-test random prefix; they delete only the keys under that prefix.
+SQL tests take ``scratch_db``: a SQLite file, PostgreSQL schema or MariaDB database
+of their own (``OXIDE_TEST_POSTGRES_URL``, ``OXIDE_TEST_MYSQL_URL``), dropped after.
 Set ``OXIDE_REQUIRE_SERVICES=1`` to turn a missing server into a failure.
 """
 
@@ -10,6 +12,8 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,3 +103,66 @@ def make_queue_names(key_prefix: str) -> Callable[..., list[str]]:
         return [f"{key_prefix}{n}" for n in names]
 
     return make
+
+
+# -- SQL databases: one behaviour suite, every backend -------------------------------------------
+
+POSTGRES_URL = os.environ.get("OXIDE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+MYSQL_URL = os.environ.get("OXIDE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+
+
+@dataclass(frozen=True)
+class ScratchDatabase:
+    """An empty database of one test: a SQLite file, a PostgreSQL schema or a MariaDB database."""
+
+    dialect: str
+    url: str  # for database.toml; it reaches this test's schema only
+    root: Path  # the application directory (relative SQLite paths are under it)
+
+
+def _scratch_postgresql(name: str) -> Iterator[str]:
+    import psycopg
+
+    try:
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
+    except psycopg.Error as exc:
+        service_missing(f"PostgreSQL at {POSTGRES_URL} ({exc})", "start it, or set OXIDE_TEST_POSTGRES_URL")
+    with admin:
+        admin.execute(f'CREATE SCHEMA "{name}"')
+        try:
+            # libpq reads options= from the URL: every connection of the test lands in its own schema.
+            yield f"{POSTGRES_URL}?options=-csearch_path%3D{name}"
+        finally:
+            admin.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+def _scratch_mysql(name: str) -> Iterator[str]:
+    import pymysql
+
+    from oxide.config import parse_database_url
+
+    url = parse_database_url(MYSQL_URL)
+    try:
+        admin = pymysql.connect(
+            host=url.host, port=url.port or 3306, user=url.user, password=url.password or "", connect_timeout=3
+        )
+    except pymysql.Error as exc:
+        service_missing(f"MariaDB/MySQL at {MYSQL_URL} ({exc})", "start it, or set OXIDE_TEST_MYSQL_URL")
+    with admin, admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        try:
+            yield MYSQL_URL.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            cursor.execute(f"DROP DATABASE `{name}`")
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def scratch_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ScratchDatabase]:
+    """The same test against SQLite, PostgreSQL and MariaDB, each time in a schema of its own, dropped after."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    if request.param == "sqlite":
+        yield ScratchDatabase("sqlite", f"sqlite:///{tmp_path / 'database.sqlite'}", tmp_path)
+        return
+    make = _scratch_postgresql if request.param == "postgresql" else _scratch_mysql
+    for url in make(name):
+        yield ScratchDatabase(request.param, url, tmp_path)

@@ -2,8 +2,10 @@
 
 The worker hands every failure to a :class:`FailedJobProvider`. With
 ``[failed] driver = "database"`` that is the ``failed_jobs`` table in the
-default DB connection; with ``"none"`` it is :class:`LogOnlyProvider`, which
-logs at error level and keeps nothing.
+default DB connection (:mod:`oxide.failed.store`), behind a provider that parks
+what the database refuses and moves it in later (:mod:`oxide.failed.parking`);
+with ``"none"`` it is :class:`LogOnlyProvider`, which logs at error level and
+keeps nothing. ``docs/failed-jobs.md`` tells the whole story.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["FailedJob", "FailedJobProvider", "LogOnlyProvider", "StoredFailedJob", "provider_for"]
+if TYPE_CHECKING:
+    from ..config import Config
+
+__all__ = ["FailedJob", "FailedJobProvider", "LogOnlyProvider", "StoredFailedJob", "provider_for", "store_for"]
 
 log = logging.getLogger("oxide.failed")
 
@@ -63,6 +68,9 @@ class FailedJobProvider(Protocol):
     def flush(self) -> int:
         """Delete every record; returns how many were deleted."""
 
+    def flush_parked(self) -> int:
+        """Move records parked while the store was down into it; returns how many. Call when idle; never raises."""
+
 
 class LogOnlyProvider:
     """``[failed] driver = "none"``: log the failure at error level, keep nothing."""
@@ -90,11 +98,40 @@ class LogOnlyProvider:
     def flush(self) -> int:
         return 0
 
+    def flush_parked(self) -> int:
+        return 0
 
-def provider_for(config: object, connection: str) -> FailedJobProvider:
+
+def provider_for(config: Config, connection: str) -> FailedJobProvider:
     """The provider a worker on ``connection`` records failures with, from ``[failed] driver``.
 
-    Until the ``failed_jobs`` store lands this logs only; the store replaces it.
+    ``"database"``: the ``failed_jobs`` table of the default DB connection, behind a
+    :class:`~oxide.failed.parking.ParkingProvider` that parks what the database
+    refuses (in Redis for a redis connection, else in the spool file) and moves it
+    in later. The DB driver is imported now: a missing one is a ConfigError at startup.
     """
-    del config, connection
-    return LogOnlyProvider()
+    if config.failed_driver == "none":
+        return LogOnlyProvider()
+    from ..db import database_for
+    from .parking import SPOOL_PATH, Parking, ParkingProvider, RedisParking, SpoolParking
+    from .store import DatabaseFailedJobProvider
+
+    store = DatabaseFailedJobProvider(database_for(config))
+    conn = config.connection(connection)
+    parkings: list[Parking] = []
+    if conn.driver == "redis":
+        from ..drivers.redis import connect, redact
+
+        parkings.append(RedisParking(connect(conn.url), f"redis connection {conn.name!r} ({redact(conn.url)})"))
+    parkings.append(SpoolParking(config.root / SPOOL_PATH))
+    return ParkingProvider(store, parkings)
+
+
+def store_for(config: Config) -> FailedJobProvider:
+    """What the CLI reads and edits: the ``failed_jobs`` table, or nothing with ``driver = "none"``."""
+    if config.failed_driver == "none":
+        return LogOnlyProvider()
+    from ..db import database_for
+    from .store import DatabaseFailedJobProvider
+
+    return DatabaseFailedJobProvider(database_for(config))

@@ -1,0 +1,246 @@
+"""Everything that differs between SQLite, PostgreSQL and MySQL/MariaDB, in one place.
+
+The rest of the package writes SQL once, with ``?`` placeholders and identifiers
+passed through :meth:`Dialect.quote`; a dialect rewrites the placeholders for
+its driver's paramstyle, quotes names, connects, writes the statements that
+differ (an insert that ignores a duplicate key, the migrations table), maps
+timestamps and text to what the server stores, and recognises "no such table".
+A new database is one subclass here and one line in :data:`DIALECTS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..config import DatabaseUrl
+from ..errors import ConfigError
+
+__all__ = ["DIALECTS", "Dialect", "MySQLDialect", "PostgreSQLDialect", "SQLiteDialect", "bind", "dialect_named"]
+
+PARAMSTYLES = ("qmark", "format", "pyformat", "numeric", "named")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def bind(sql: str, params: Sequence[Any], paramstyle: str) -> tuple[str, Sequence[Any] | dict[str, Any]]:
+    """Rewrite the ``?`` placeholders of ``sql`` for a DB-API paramstyle (PEP 249).
+
+    Our statements hold no ``?`` or ``%`` inside literals, so a plain scan is exact.
+    """
+    if paramstyle == "qmark":
+        return sql, params
+    pieces = sql.split("?")
+    if len(pieces) - 1 != len(params):
+        raise ValueError(f"statement has {len(pieces) - 1} placeholders but {len(params)} parameters")
+    if paramstyle in ("format", "pyformat"):
+        # A literal % must be doubled in these styles, or the driver reads it as a placeholder.
+        return "%s".join(piece.replace("%", "%%") for piece in pieces), params
+    if paramstyle == "numeric":
+        return pieces[0] + "".join(f":{i}{piece}" for i, piece in enumerate(pieces[1:], start=1)), params
+    if paramstyle == "named":
+        text = pieces[0] + "".join(f":p{i}{piece}" for i, piece in enumerate(pieces[1:], start=1))
+        return text, {f"p{i}": value for i, value in enumerate(params, start=1)}
+    raise ValueError(f"unknown DB-API paramstyle {paramstyle!r}; expected one of {', '.join(PARAMSTYLES)}")
+
+
+class Dialect:
+    """The SQLite defaults; subclasses override what their server does differently."""
+
+    name: ClassVar[str] = ""
+    paramstyle: ClassVar[str] = "qmark"  # of the driver this dialect connects with
+    driver_module: ClassVar[str] = ""
+    extra: ClassVar[str | None] = None  # the oxide-queue extra that installs the driver
+    quote_char: ClassVar[str] = '"'
+    timestamp_type: ClassVar[str] = "TIMESTAMP(6)"
+    table_options: ClassVar[str] = ""
+
+    def quote(self, name: str) -> str:
+        """A table or column name, quoted; only plain identifiers are accepted, so quoting is exact."""
+        if not _IDENTIFIER.fullmatch(name):
+            raise ValueError(f"{name!r} is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)")
+        return f"{self.quote_char}{name}{self.quote_char}"
+
+    def driver(self) -> Any:
+        """The DB-API module, imported now; a missing one is a ConfigError naming the extra."""
+        try:
+            return importlib.import_module(self.driver_module)
+        except ImportError:
+            raise ConfigError(
+                f"a {self.name} database needs the {self.driver_module} package, which is not installed: "
+                f"pip install 'oxide-queue[{self.extra}]'"
+            ) from None
+
+    def connector(self, url: DatabaseUrl, root: Path, *, timeout_secs: float, create: bool) -> Callable[[], Any]:
+        """A zero-argument function opening a new DB-API connection to ``url``."""
+        raise NotImplementedError
+
+    def begin(self, connection: Any) -> None:
+        """Start a transaction if the driver does not start one by itself before the next statement."""
+
+    def insert_ignoring_duplicate(self, table: str, columns: Sequence[str], unique: str) -> str:
+        """An INSERT of one row that silently keeps the existing row when ``unique`` already holds the value."""
+        cols = ", ".join(self.quote(c) for c in columns)
+        marks = ", ".join("?" for _ in columns)
+        return (
+            f"INSERT INTO {self.quote(table)} ({cols}) VALUES ({marks}) ON CONFLICT ({self.quote(unique)}) DO NOTHING"
+        )
+
+    def create_migrations_table(self, table: str) -> str:
+        """DDL of the table that records which migrations ran."""
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.quote(table)} ("
+            f"{self.quote('migration')} VARCHAR(255) NOT NULL PRIMARY KEY, "
+            f"{self.quote('batch')} INTEGER NOT NULL, "
+            f"{self.quote('applied_at')} {self.timestamp_type} NOT NULL){self.table_options}"
+        )
+
+    def is_missing_table(self, exc: BaseException) -> bool:
+        """Whether a driver error says the statement named a table that does not exist."""
+        return False
+
+    def timestamp_param(self, moment: datetime) -> Any:
+        """A moment as this server stores it: naive UTC (the column type has no zone)."""
+        return _utc(moment).replace(tzinfo=None)
+
+    def timestamp_value(self, value: Any) -> datetime:
+        """A stored timestamp read back, as an aware UTC datetime."""
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a timestamp from the database, got {value!r}")
+        return _utc(value)
+
+    def text_param(self, text: str) -> str:
+        """Text as the server can store it. A lone surrogate cannot be UTF-8 in any server: it becomes its escape."""
+        if _SURROGATE.search(text):
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return text
+
+
+def _utc(moment: datetime) -> datetime:
+    # A naive datetime is taken to be UTC already: the worker stamps failures in UTC.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class SQLiteDialect(Dialect):
+    name = "sqlite"
+    driver_module = "sqlite3"
+    timestamp_type = "TEXT"
+
+    def connector(self, url: DatabaseUrl, root: Path, *, timeout_secs: float, create: bool) -> Callable[[], Any]:
+        sqlite3 = self.driver()
+        path = url.path or ""
+        file: Path | None = None
+        target = ":memory:"
+        if path != ":memory:":
+            file = (Path(path) if Path(path).is_absolute() else root / path).resolve()
+            # mode=rw: a worker must not create an empty database where the real one is missing;
+            # only `oxide migrate` (create=True) may create the file.
+            target = f"{file.as_uri()}?mode={'rwc' if create else 'rw'}"
+
+        def connect() -> Any:
+            if file is not None and not create and not file.exists():
+                # sqlite's own message ("unable to open database file") does not say what to do.
+                raise FileNotFoundError(
+                    f"database file {file} does not exist; create it with: oxide vendor:publish queue && oxide migrate"
+                )
+            # isolation_level=None: we issue BEGIN ourselves, so DDL in a migration is inside the transaction too.
+            return sqlite3.connect(target, uri=file is not None, timeout=timeout_secs, isolation_level=None)
+
+        return connect
+
+    def begin(self, connection: Any) -> None:
+        if getattr(connection, "isolation_level", "") is None and not connection.in_transaction:
+            connection.execute("BEGIN")
+
+    def is_missing_table(self, exc: BaseException) -> bool:
+        return "no such table" in str(exc)
+
+    def timestamp_param(self, moment: datetime) -> Any:
+        # Fixed-width text sorts as time does, so `failed_at < ?` works on the text column.
+        return _utc(moment).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+class PostgreSQLDialect(Dialect):
+    name = "postgresql"
+    paramstyle = "format"
+    driver_module = "psycopg"
+    extra = "postgres"
+
+    def connector(self, url: DatabaseUrl, root: Path, *, timeout_secs: float, create: bool) -> Callable[[], Any]:
+        psycopg = self.driver()
+        # The URL goes to libpq whole, so its query options (sslmode, options=-csearch_path=…) apply.
+        conninfo = "postgresql://" + url.url.partition("://")[2]
+
+        def connect() -> Any:
+            return psycopg.connect(conninfo, connect_timeout=max(1, round(timeout_secs)))
+
+        return connect
+
+    def is_missing_table(self, exc: BaseException) -> bool:
+        return getattr(exc, "sqlstate", None) == "42P01"  # undefined_table
+
+    def text_param(self, text: str) -> str:
+        # PostgreSQL text cannot hold U+0000; it is written as the visible escape \x00.
+        return super().text_param(text).replace("\x00", "\\x00")
+
+
+class MySQLDialect(Dialect):
+    name = "mysql"
+    paramstyle = "format"
+    driver_module = "pymysql"
+    extra = "mysql"
+    quote_char = "`"
+    timestamp_type = "DATETIME(6)"
+    # utf8mb4 holds every code point; the binary collation keeps uuids case-sensitive as elsewhere.
+    table_options = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+
+    def connector(self, url: DatabaseUrl, root: Path, *, timeout_secs: float, create: bool) -> Callable[[], Any]:
+        pymysql = self.driver()
+        timeout = max(1, round(timeout_secs))
+
+        def connect() -> Any:
+            return pymysql.connect(
+                host=url.host or "127.0.0.1",
+                port=url.port or 3306,
+                user=url.user or "root",
+                password=url.password or "",
+                database=url.database,
+                charset="utf8mb4",
+                connect_timeout=timeout,
+                # Bounded reads and writes: a hung server must not hang a worker forever.
+                read_timeout=30,
+                write_timeout=30,
+                autocommit=False,
+            )
+
+        return connect
+
+    def insert_ignoring_duplicate(self, table: str, columns: Sequence[str], unique: str) -> str:
+        # Not INSERT IGNORE: that would also turn other errors (bad data) into warnings.
+        cols = ", ".join(self.quote(c) for c in columns)
+        marks = ", ".join("?" for _ in columns)
+        key = self.quote(unique)
+        return f"INSERT INTO {self.quote(table)} ({cols}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {key} = {key}"
+
+    def is_missing_table(self, exc: BaseException) -> bool:
+        return bool(exc.args) and exc.args[0] == 1146  # ER_NO_SUCH_TABLE
+
+
+DIALECTS: dict[str, Dialect] = {d.name: d for d in (SQLiteDialect(), PostgreSQLDialect(), MySQLDialect())}
+
+
+def dialect_named(name: str) -> Dialect:
+    """The dialect called ``name`` ("sqlite", "postgresql", "mysql"; "postgres" and "mariadb" are aliases)."""
+    key = {"postgres": "postgresql", "mariadb": "mysql"}.get(name, name)
+    try:
+        return DIALECTS[key]
+    except KeyError:
+        raise ConfigError(
+            f"unknown SQL dialect {name!r}; valid: {', '.join(DIALECTS)} (or postgres, mariadb)"
+        ) from None

@@ -1,0 +1,260 @@
+"""Parking: failures the store refuses wait in Redis or a spool file, and move in once it answers."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oxide.db import DatabaseError
+from oxide.failed import FailedJob, StoredFailedJob
+from oxide.failed.parking import (
+    ParkingError,
+    ParkingProvider,
+    RedisParking,
+    SpoolParking,
+    decode_record,
+    encode_record,
+)
+
+WHEN = datetime(2025, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def failure(uuid: str, queue: str = "emails") -> FailedJob:
+    return FailedJob(uuid, "redis", queue, "auth.user_registered", "app.L", '{"a":1}', "boom", WHEN)
+
+
+class FakeStore:
+    """An in-memory failed_jobs table that can be switched off; idempotent on uuid like the real one."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, FailedJob] = {}
+        self.down = False
+        self.writes = 0
+
+    def log(self, job: FailedJob) -> None:
+        if self.down:
+            raise DatabaseError("database 'sqlite': database is locked")
+        self.writes += 1
+        self.rows.setdefault(job.uuid, job)
+
+    def all(self) -> Sequence[StoredFailedJob]:
+        return [StoredFailedJob(**dataclasses.asdict(j), id=i) for i, j in enumerate(self.rows.values(), 1)]
+
+    def find(self, ids: Sequence[int]) -> Sequence[StoredFailedJob]:
+        return [r for r in self.all() if r.id in ids]
+
+    def forget(self, job_id: int) -> bool:
+        return False
+
+    def flush(self) -> int:
+        count, self.rows = len(self.rows), {}
+        return count
+
+    def flush_parked(self) -> int:
+        return 0
+
+
+def test_a_record_survives_json_exactly_even_with_surrogates() -> None:
+    job = dataclasses.replace(failure("u"), exception="bad \udcff byte, nul \x00, 🎉", payload="raw \ud800")
+    line = encode_record(job)
+    assert line.isascii()
+    assert "\n" not in line
+    assert decode_record(line) == job
+
+
+def test_redis_parking_keeps_records_per_queue_and_moves_the_oldest_first(fake_redis: Any) -> None:
+    parking = RedisParking(fake_redis)
+    for uuid in ("1", "2"):
+        parking.park(failure(uuid, queue="emails"))
+    parking.park(failure("3", queue="high.prio"))
+    assert json.loads(fake_redis.lindex("oxide:queue:emails:failed", -1))["uuid"] == "1"
+    assert parking.count() == 3
+
+    moved: list[str] = []
+    store = FakeStore()
+    store.log = lambda job: moved.append(job.uuid)  # type: ignore[method-assign]
+    assert parking.drain(store) == 3
+    assert moved == ["1", "2", "3"]  # keys in name order, each list oldest first
+    assert fake_redis.keys("oxide:queue:*") == []
+
+
+def test_redis_parking_ignores_keys_that_are_not_a_queues_failures(fake_redis: Any) -> None:
+    fake_redis.lpush("oxide:queue:emails", "a job, not a failure")
+    fake_redis.lpush("oxide:queue:emails:reserved:failed", "someone else's structure")
+    parking = RedisParking(fake_redis)
+    parking.park(failure("1"))
+    assert parking.keys() == ["oxide:queue:emails:failed"]
+
+
+def test_redis_drain_stops_at_a_store_error_and_keeps_what_is_left(fake_redis: Any) -> None:
+    parking = RedisParking(fake_redis)
+    parking.park(failure("1"))
+    parking.park(failure("2"))
+    store = FakeStore()
+    store.down = True
+    with pytest.raises(DatabaseError):
+        parking.drain(store)
+    assert fake_redis.llen("oxide:queue:emails:failed") == 2
+    store.down = False
+    assert parking.drain(store) == 2
+    assert sorted(store.rows) == ["1", "2"]
+
+
+def test_an_unreadable_redis_record_is_set_aside_not_retried(fake_redis: Any) -> None:
+    fake_redis.lpush("oxide:queue:emails:failed", "not json")
+    parking = RedisParking(fake_redis)
+    parking.park(failure("good"))
+    store = FakeStore()
+    assert parking.drain(store) == 1
+    assert list(store.rows) == ["good"]
+    assert fake_redis.lrange("oxide:queue:emails:failed:unreadable", 0, -1) == [b"not json"]
+
+
+def test_redis_down_is_a_parking_error(tmp_path: Path) -> None:
+    from oxide.drivers.redis import connect
+
+    parking = RedisParking(connect("redis://127.0.0.1:1/13"), "redis 'down'")
+    with pytest.raises(ParkingError, match="redis 'down'"):
+        parking.park(failure("1"))
+
+
+def test_spool_parking_appends_lines_and_drains_in_order(tmp_path: Path) -> None:
+    spool = SpoolParking(tmp_path / "storage" / "oxide" / "failed-jobs.spool")
+    spool.park(failure("1"))
+    spool.park(failure("2"))
+    assert [json.loads(line)["uuid"] for line in spool.path.read_text().splitlines()] == ["1", "2"]
+    assert spool.count() == 2
+    store = FakeStore()
+    assert spool.drain(store) == 2
+    assert list(store.rows) == ["1", "2"]
+    assert not spool.path.exists()
+    assert spool.drain(store) == 0
+
+
+def test_spool_drain_interrupted_by_the_store_keeps_the_rest(tmp_path: Path) -> None:
+    spool = SpoolParking(tmp_path / "failed-jobs.spool")
+    for uuid in ("1", "2", "3"):
+        spool.park(failure(uuid))
+    store = FakeStore()
+    real_log = store.log
+
+    def log_two_then_fail(job: FailedJob) -> None:
+        if len(store.rows) == 2:
+            store.down = True
+        real_log(job)
+
+    store.log = log_two_then_fail  # type: ignore[method-assign]
+    with pytest.raises(DatabaseError):
+        spool.drain(store)
+    assert [json.loads(line)["uuid"] for line in spool.path.read_text().splitlines()] == ["3"]
+    store.down = False
+    store.log = real_log  # type: ignore[method-assign]
+    assert spool.drain(store) == 1
+    assert list(store.rows) == ["1", "2", "3"]
+
+
+def test_a_torn_spool_line_is_set_aside(tmp_path: Path) -> None:
+    spool = SpoolParking(tmp_path / "failed-jobs.spool")
+    spool.park(failure("1"))
+    with spool.path.open("a") as handle:
+        handle.write('{"uuid": "2", "conn')  # a crash in the middle of an append
+    store = FakeStore()
+    assert spool.drain(store) == 1
+    assert list(store.rows) == ["1"]
+    assert (tmp_path / "failed-jobs.spool.unreadable").read_text() == '{"uuid": "2", "conn\n'
+    assert not spool.path.exists()
+
+
+def test_an_unwritable_spool_is_a_parking_error(tmp_path: Path) -> None:
+    (tmp_path / "storage").write_text("a file where the spool's directory should be")
+    spool = SpoolParking(tmp_path / "storage" / "oxide" / "failed-jobs.spool")
+    with pytest.raises(ParkingError, match="spool file"):
+        spool.park(failure("1"))
+
+
+def test_provider_parks_when_the_store_refuses_and_logs_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = FakeStore()
+    store.down = True
+    spool = SpoolParking(tmp_path / "failed-jobs.spool")
+    provider = ParkingProvider(store, [spool])
+    with caplog.at_level(logging.ERROR, logger="oxide.failed"):
+        provider.log(failure("1"))
+    assert spool.count() == 1
+    assert "could not write failed job uuid=1" in caplog.text
+    assert "database is locked" in caplog.text
+    assert str(spool.path) in caplog.text
+
+    assert provider.flush_parked() == 0  # still down: nothing moves, nothing raises
+    store.down = False
+    provider.log(failure("2"))  # the store answers again: what waited comes in too
+    assert sorted(store.rows) == ["1", "2"]
+    assert spool.count() == 0
+
+
+def test_provider_falls_back_to_the_next_parking_place(tmp_path: Path) -> None:
+    from oxide.drivers.redis import connect
+
+    store = FakeStore()
+    store.down = True
+    spool = SpoolParking(tmp_path / "failed-jobs.spool")
+    provider = ParkingProvider(store, [RedisParking(connect("redis://127.0.0.1:1/13")), spool])
+    provider.log(failure("1"))
+    assert spool.count() == 1
+
+
+def test_provider_raises_only_when_no_place_takes_the_record(tmp_path: Path) -> None:
+    (tmp_path / "storage").write_text("not a directory")
+    store = FakeStore()
+    store.down = True
+    provider = ParkingProvider(store, [SpoolParking(tmp_path / "storage" / "oxide" / "s.spool")])
+    with pytest.raises(ParkingError, match=r"could not be recorded anywhere: .*database is locked.*spool file"):
+        provider.log(failure("1"))
+
+
+def test_a_failure_without_uuid_gets_one_before_it_is_parked(tmp_path: Path) -> None:
+    store = FakeStore()
+    store.down = True
+    spool = SpoolParking(tmp_path / "failed-jobs.spool")
+    ParkingProvider(store, [spool]).log(failure(""))
+    assert json.loads(spool.path.read_text())["uuid"]
+
+
+def test_a_record_parked_twice_becomes_one_row(tmp_path: Path) -> None:
+    # A crash after the store took a parked record but before it was removed leaves it parked again.
+    spool = SpoolParking(tmp_path / "failed-jobs.spool")
+    spool.park(failure("1"))
+    spool.park(failure("1"))
+    store = FakeStore()
+    assert ParkingProvider(store, [spool]).flush_parked() == 2
+    assert list(store.rows) == ["1"]
+
+
+def test_idle_flushes_look_again_only_after_parking(tmp_path: Path) -> None:
+    class CountingSpool(SpoolParking):
+        drains = 0
+
+        def drain(self, store: Any) -> int:
+            CountingSpool.drains += 1
+            return super().drain(store)
+
+    store = FakeStore()
+    provider = ParkingProvider(store, [CountingSpool(tmp_path / "s.spool")])
+    provider.flush_parked()  # at start: an earlier run may have parked
+    provider.flush_parked()
+    assert CountingSpool.drains == 1
+    store.down = True
+    provider.log(failure("1"))
+    store.down = False
+    assert provider.flush_parked() == 1
+    assert CountingSpool.drains == 2
+    assert provider.flush_parked(force=True) == 0
+    assert CountingSpool.drains == 3
