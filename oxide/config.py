@@ -87,7 +87,7 @@ class ConnectionConfig:
     url: str = "redis://127.0.0.1:6379"
     block_timeout_secs: float = 5.0
     visibility_timeout_secs: float = 90.0
-    poll_interval_secs: float = 1.0
+    poll_interval_secs: float = 0.5
     prefetch: int = 1
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import QueueNameError
 
@@ -33,10 +33,17 @@ def check_queue_name(name: object) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """A job taken from a queue: which queue served it and the raw body as stored."""
+    """A job taken from a queue and held for the taker until ``ack`` or ``release``.
+
+    ``receipt`` is the driver's own handle on the reservation; ``expirations``
+    counts how often this job was taken before by a worker that died holding it
+    (those runs count as attempts, so a job that kills its worker cannot loop forever).
+    """
 
     queue: str
     body: bytes
+    receipt: Any = None
+    expirations: int = 0
 
 
 JobRunner = Callable[[str, str], None]
@@ -55,8 +62,20 @@ class Driver(Protocol):
     def push_many(self, queue: str, bodies: Sequence[str]) -> None:
         """Append several encoded jobs, in order, in as few round trips as the backend allows."""
 
+    def later(self, queue: str, bodies: Sequence[str], delay_secs: float) -> None:
+        """Add encoded jobs that become ready only after ``delay_secs``."""
+
     def pop(self, queues: Sequence[str], timeout_secs: float) -> Delivery | None:
-        """Take the oldest job of the first non-empty queue, waiting up to ``timeout_secs``."""
+        """Take (reserve) the oldest job of the first non-empty queue, waiting up to ``timeout_secs``."""
+
+    def ack(self, delivery: Delivery) -> bool:
+        """The job is finished (run, or recorded as failed); False if its reservation had already expired."""
+
+    def release(self, delivery: Delivery, body: str, delay_secs: float) -> bool:
+        """Queue ``body`` (the job, attempts raised) again after ``delay_secs``; False if the reservation expired."""
+
+    def extend(self, delivery: Delivery) -> bool:
+        """The job is still running: keep it reserved; False if the reservation had already expired."""
 
     def size(self, queue: str) -> int:
         """How many jobs wait in ``queue``."""

@@ -1,9 +1,10 @@
 """The ``redis`` driver: each queue is the Redis list ``oxide:queue:<queue>``.
 
 Producers ``LPUSH``; a worker takes from the tail, so each queue is FIFO. A
-take over several queues is one ``BRPOP`` naming every key in priority order:
-Redis walks the keys left to right and pops from the first non-empty list, so
-priority is decided by the server in one round trip.
+take over several queues names every queue in priority order and the server
+takes from the first non-empty one, in one round trip: the ``reserve`` script
+(reservations on, the default) or a multi-key ``BRPOP`` (reservations off).
+The keys and scripts are described in ``docs/reliability.md``.
 
 redis-py is imported only when a redis connection is first used. Its own
 retry of failed commands is switched off: a blocking pop retried after a lost
@@ -12,7 +13,8 @@ reply would hide a lost job, so reconnection is the worker's decision, logged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -70,16 +72,41 @@ def _as_bytes(value: Any) -> bytes:
 
 
 class RedisDriver:
-    """Jobs in Redis lists; one ``BRPOP`` over all keys takes in strict priority order."""
+    """Jobs in Redis lists, taken in strict priority order, held in reservations until acknowledged.
+
+    With ``visibility_timeout_secs > 0`` (the default, 90) a take is the
+    ``reserve`` script: the job moves atomically into the queue's reserved set,
+    so a worker that dies holding it loses nothing. An idle worker blocks on the
+    queues' ``:notify`` lists (one BRPOP for all of them) that our producers
+    signal; jobs ``LPUSH``ed by a plain producer, which signals nothing, are
+    found by the next reserve, at most ``poll_interval_secs`` later.
+
+    With ``visibility_timeout_secs = 0`` a take is a plain ``BRPOP`` over the
+    queue lists, as the Rust original does: one round trip, but a job in the
+    hands of a worker that is killed is gone.
+    """
 
     consumable = True
 
-    def __init__(self, config: ConnectionConfig, runner: JobRunner | None = None, client: Any = None) -> None:
+    def __init__(
+        self,
+        config: ConnectionConfig,
+        runner: JobRunner | None = None,
+        client: Any = None,
+        *,
+        clock_ms: Callable[[], int] | None = None,
+    ) -> None:
+        from .reservations import Reservations
+
         self.name = config.name
         self.config = config
         # The socket must outlive the longest blocking call, or redis-py reports a timeout mid-wait.
         self._client = (
             client if client is not None else connect(config.url, read_timeout_secs=config.block_timeout_secs + 10)
+        )
+        self.reserving = config.visibility_timeout_secs > 0
+        self.scripts = Reservations(
+            self._client, visibility_ms=round(config.visibility_timeout_secs * 1000), clock_ms=clock_ms
         )
 
     @property
@@ -88,48 +115,78 @@ class RedisDriver:
         client: redis.Redis = self._client
         return client
 
-    def _unavailable(self, exc: Exception) -> ConnectionUnavailable:
-        return ConnectionUnavailable(f"redis connection {self.name!r} ({redact(self.config.url)}): {exc}")
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        import redis as redis_py
+
+        try:
+            yield
+        except (redis_py.ConnectionError, redis_py.TimeoutError) as exc:
+            raise ConnectionUnavailable(f"redis connection {self.name!r} ({redact(self.config.url)}): {exc}") from None
 
     def push(self, queue: str, body: str) -> None:
-        import redis as redis_py
-
-        try:
-            self._client.lpush(queue_key(queue), body)
-        except (redis_py.ConnectionError, redis_py.TimeoutError) as exc:
-            raise self._unavailable(exc) from None
+        self.push_many(queue, [body])
 
     def push_many(self, queue: str, bodies: Sequence[str]) -> None:
-        import redis as redis_py
-
         if not bodies:
             return
-        try:
-            # One LPUSH with many values inserts them left to right, so the first body is taken first.
-            self._client.lpush(queue_key(queue), *bodies)
-        except (redis_py.ConnectionError, redis_py.TimeoutError) as exc:
-            raise self._unavailable(exc) from None
+        with self._errors():
+            if self.reserving:
+                self.scripts.push(queue, bodies)
+            else:
+                # One LPUSH of many values inserts them left to right: the first body is taken first.
+                self._client.lpush(queue_key(queue), *bodies)
+
+    def later(self, queue: str, bodies: Sequence[str], delay_secs: float) -> None:
+        if delay_secs <= 0:
+            self.push_many(queue, bodies)
+            return
+        with self._errors():
+            self.scripts.later(queue, bodies, round(delay_secs * 1000))
 
     def pop(self, queues: Sequence[str], timeout_secs: float) -> Delivery | None:
-        import redis as redis_py
+        with self._errors():
+            if not self.reserving:
+                return self._brpop(queues, timeout_secs)
+            taken = self.scripts.reserve(queues)
+            if not taken:
+                self.scripts.wait(queues, min(timeout_secs, self.config.poll_interval_secs))
+                taken = self.scripts.reserve(queues)
+        if not taken:
+            return None
+        job = taken[0]
+        return Delivery(queue=job.queue, body=job.body, receipt=job, expirations=job.crashes)
 
-        keys = [queue_key(q) for q in queues]
-        try:
-            reply = self._client.brpop(keys, timeout=timeout_secs)
-        except (redis_py.ConnectionError, redis_py.TimeoutError) as exc:
-            raise self._unavailable(exc) from None
+    def _brpop(self, queues: Sequence[str], timeout_secs: float) -> Delivery | None:
+        self.scripts.promote(queues)
+        reply = self._client.brpop([queue_key(q) for q in queues], timeout=timeout_secs)
         if reply is None:
             return None
         key, body = reply
         return Delivery(queue=_as_bytes(key)[len(_PREFIX_BYTES) :].decode(), body=_as_bytes(body))
 
-    def size(self, queue: str) -> int:
-        import redis as redis_py
+    def ack(self, delivery: Delivery) -> bool:
+        if delivery.receipt is None:
+            return True
+        with self._errors():
+            return self.scripts.ack(delivery.receipt)
 
-        try:
+    def release(self, delivery: Delivery, body: str, delay_secs: float) -> bool:
+        if delivery.receipt is None:
+            self.later(delivery.queue, [body], delay_secs)
+            return True
+        with self._errors():
+            return self.scripts.release(delivery.receipt, body, max(0, round(delay_secs * 1000)))
+
+    def extend(self, delivery: Delivery) -> bool:
+        if delivery.receipt is None:
+            return True
+        with self._errors():
+            return self.scripts.extend(delivery.receipt)
+
+    def size(self, queue: str) -> int:
+        with self._errors():
             return int(self._client.llen(queue_key(queue)))
-        except (redis_py.ConnectionError, redis_py.TimeoutError) as exc:
-            raise self._unavailable(exc) from None
 
     def close(self) -> None:
         self._client.close()

@@ -58,7 +58,7 @@ class Reservations:
         self._clock_ms = clock_ms
         self._scripts = {
             name: client.register_script(_script_text(name))
-            for name in ("reserve", "push", "later", "ack", "release", "extend")
+            for name in ("reserve", "push", "later", "ack", "release", "extend", "promote")
         }
         # Tokens only need to be unique among live members: a random worker id and a counter.
         self._worker = f"{os.getpid():x}{secrets.token_hex(4)}"
@@ -108,6 +108,11 @@ class Reservations:
         """Push the job's deadline a visibility timeout forward; False if it had already expired."""
         keys = keys_of(job.queue)
         return bool(self._scripts["extend"](keys=[keys[RESERVED]], args=[job.member, self._now(), self.visibility_ms]))
+
+    def promote(self, queues: Sequence[str]) -> int:
+        """Move due delayed jobs into their queues (reserve does this itself); returns how many moved."""
+        keys = [key for queue in queues for key in keys_of(queue)[READY : DELAYED + 1 : DELAYED]]
+        return int(self._scripts["promote"](keys=keys, args=[self._now()]))
 
     def wait(self, queues: Sequence[str], timeout_secs: float) -> None:
         """Block until a producer signals one of ``queues`` or the timeout passes (one BRPOP for all)."""

@@ -26,8 +26,22 @@ class SyncDriver:
         for body in bodies:
             self._run(queue, body)
 
+    def later(self, queue: str, bodies: Sequence[str], delay_secs: float) -> None:
+        # Nothing persists, so nothing can wait: like Laravel's sync queue, a delay is ignored.
+        self.push_many(queue, bodies)
+
     def pop(self, queues: Sequence[str], timeout_secs: float) -> Delivery | None:
         return None
+
+    def ack(self, delivery: Delivery) -> bool:
+        return True
+
+    def release(self, delivery: Delivery, body: str, delay_secs: float) -> bool:
+        self._run(delivery.queue, body)
+        return True
+
+    def extend(self, delivery: Delivery) -> bool:
+        return True
 
     def size(self, queue: str) -> int:
         return 0
