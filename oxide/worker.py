@@ -207,7 +207,7 @@ class Worker:
         """Work until a stop condition holds; returns which one."""
         name = self.connection.name
         if not self._driver.consumable:
-            log.warning("connection=%s driver=%s keeps no jobs: nothing to consume", name, self.connection.driver)
+            log.info("connection=%s driver=%s keeps no jobs: nothing to consume", name, self.connection.driver)
             return StopReason.NOTHING_TO_CONSUME
         previous = self._install_signal_handlers()
         try:
