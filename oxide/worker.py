@@ -243,14 +243,14 @@ class Worker:
         try:
             delivery = self._driver.pop(self.queues, self._take_wait_secs)
         except ConnectionUnavailable as exc:
-            self._wait_to_reconnect(f"connection lost: {exc}")
+            self._wait_to_reconnect(f"unavailable: {exc}")
             return
         except Exception as exc:  # a server-side error (e.g. WRONGTYPE): log it, keep the worker alive
             log.error("take failed on connection=%s", self.connection.name, exc_info=exc)
             self._wait_to_reconnect(f"take failed: {type(exc).__name__}: {exc}")
             return
         if self._reconnect_attempts:
-            log.info("connection=%s is back after %d attempts", self.connection.name, self._reconnect_attempts)
+            log.info("connection=%s is back after %d failed attempts", self.connection.name, self._reconnect_attempts)
             self._reconnect_attempts = 0
         if delivery is None:
             self._empty_takes += 1

@@ -302,8 +302,8 @@ def test_lost_connection_backs_off_exponentially_then_resumes(h: Harness, caplog
     assert sum(h.clock.sleeps) == pytest.approx(0.7)
     assert max(h.clock.sleeps) <= 0.1 + 1e-9
     messages = [r.getMessage() for r in caplog.records]
-    assert sum("connection lost" in m for m in messages) == 3
-    assert any("is back after 3 attempts" in m for m in messages)
+    assert sum("unavailable: redis connection" in m for m in messages) == 3
+    assert any("is back after 3 failed attempts" in m for m in messages)
 
 
 def test_backoff_is_capped(h: Harness) -> None:
