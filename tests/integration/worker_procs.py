@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from oxide.wire import Job
+from tests.conftest import service_missing
 
 REPO = Path(__file__).resolve().parents[2]
 SHOP = REPO / "examples" / "shop"
@@ -121,3 +125,86 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) 
 
 def recorded(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").split() if path.exists() else []
+
+
+PORT = 6391
+
+
+class PrivateRedis:
+    """A redis-server this test owns: started and stopped at will, on the same port each time."""
+
+    def __init__(self, binary: str, directory: Path) -> None:
+        self.binary = binary
+        self.directory = directory
+        self.url = f"redis://127.0.0.1:{PORT}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        import redis
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.starts += 1
+        log = self.directory / f"server-{self.starts}.log"
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(PORT),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--logfile",
+                str(log),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+
+        def answers() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                text = log.read_text(errors="replace") if log.exists() else ""
+                raise AssertionError(f"redis-server on port {PORT} exited at start (port in use?):\n{text[-1500:]}")
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+
+        try:
+            wait_until(answers, f"redis-server on port {PORT} to answer")
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+@contextlib.contextmanager
+def private_redis_server(directory: Path) -> Iterator[PrivateRedis]:
+    """A PrivateRedis (not yet started) that is killed, by its pid, however the block ends."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        service_missing("redis-server (needed to start a private server)", "install the redis-server package")
+    assert binary is not None  # service_missing has skipped or failed otherwise
+    server = PrivateRedis(binary, directory)
+    try:
+        yield server
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
