@@ -1,9 +1,160 @@
-"""Subcommands: placeholder until its issue lands."""
+"""``oxide queue:work``: run a worker in the foreground.
+
+Only argparse is needed to build the parser; the worker, the application and
+redis-py are imported when the command runs, so ``oxide --help`` stays fast.
+"""
 
 from __future__ import annotations
 
+import argparse
+import math
+import sys
 from typing import Any
+
+from . import EXIT_OK, Context, UsageError
+
+__all__ = ["parse_count", "parse_queues", "parse_seconds", "register"]
+
+DESCRIPTION = """\
+Take jobs from the queues of one connection and run their listeners, in the
+foreground, until stopped. Queues are served in strict priority: every take
+returns the oldest job of the first non-empty queue in --queue.
+
+Ctrl-C (SIGINT) or SIGTERM: the job in hand is finished and its outcome
+recorded, then the worker exits 0; an idle worker exits within about a second.
+A job whose listener raises, or a message that cannot be read, is recorded as
+a failed job (see 'oxide queue:failed') and the worker goes on. If Redis goes
+away the worker waits and reconnects on its own.
+
+A 'sync' connection runs listeners inline when events are dispatched, so it has
+nothing for a worker to take: queue:work says so and exits 0 at once, with or
+without --once and --stop-when-empty."""
+
+EPILOG = """\
+examples:
+  oxide --app shop.app:app queue:work
+  oxide --app shop.app:app queue:work --queue=high,default,low
+  oxide --app shop.app:app queue:work --stop-when-empty --max-time=600
+
+exit status: 0 stopped normally (signal, --once, --max-jobs, --max-time,
+--stop-when-empty, or nothing to consume); 2 usage or configuration error."""
 
 
 def register(sub: Any) -> None:
-    """Add this module's subcommands to the parser."""
+    """Add ``queue:work`` to the parser."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "queue:work",
+        help="run a worker: take queued jobs and run their listeners",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--connection",
+        metavar="NAME",
+        help="the connection in config/queue.toml to take jobs from (default: the file's 'default')",
+    )
+    parser.add_argument(
+        "--queue",
+        metavar="Q1,Q2,...",
+        help="queue names, highest priority first, comma-separated (default: the connection's 'queue' setting)",
+    )
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="run one job, then exit; exit anyway if none arrives within the connection's block_timeout_secs",
+    )
+    parser.add_argument(
+        "--stop-when-empty",
+        action="store_true",
+        help="exit as soon as every listed queue is empty (for batch runs and cron jobs)",
+    )
+    parser.add_argument(
+        "--max-jobs",
+        metavar="N",
+        help="exit after N jobs, failed ones included (default: no limit; 0 also means no limit)",
+    )
+    parser.add_argument(
+        "--max-time",
+        metavar="SECONDS",
+        help="exit after this many seconds, once the job in hand is done (default: no limit; 0 also means no limit)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def parse_queues(text: str) -> list[str]:
+    """``"high,default,low"`` -> the names, checked; a usage error names the bad one."""
+    from ..drivers import check_queue_name
+    from ..errors import QueueNameError
+
+    names = [part.strip() for part in text.split(",")]
+    seen: set[str] = set()
+    for name in names:
+        if not name:
+            raise UsageError(f"--queue: empty queue name in {text!r} (expected names separated by commas)")
+        try:
+            check_queue_name(name)
+        except QueueNameError as exc:
+            raise UsageError(f"--queue: {exc}") from None
+        if name in seen:
+            raise UsageError(f"--queue: {name!r} is listed twice in {text!r}")
+        seen.add(name)
+    return names
+
+
+def parse_count(option: str, text: str | None) -> int | None:
+    """A whole number >= 0 from the command line; 0 and absent both mean no limit (None)."""
+    if text is None:
+        return None
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise UsageError(f"{option}: expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise UsageError(f"{option}: expected a whole number >= 0, got {text!r}")
+    return value or None
+
+
+def parse_seconds(option: str, text: str | None) -> float | None:
+    """A finite number of seconds >= 0 from the command line; 0 and absent both mean no limit (None)."""
+    if text is None:
+        return None
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise UsageError(f"{option}: expected a number of seconds >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"{option}: expected a finite number of seconds >= 0, got {text!r}")
+    return value or None
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    """The ``queue:work`` handler."""
+    # Usage errors first: they need neither the application nor a server.
+    queues = parse_queues(args.queue) if args.queue is not None else None
+    max_jobs = parse_count("--max-jobs", args.max_jobs)
+    max_time = parse_seconds("--max-time", args.max_time)
+    if not ctx.app_spec:
+        # Without the application no listener is registered, so every job would be recorded as failed.
+        raise UsageError("queue:work runs your application's listeners: pass --app MODULE:ATTR or set OXIDE_APP")
+
+    from ..worker import StopReason, Worker, WorkerOptions
+
+    options = WorkerOptions(
+        once=args.once, stop_when_empty=args.stop_when_empty, max_jobs=max_jobs, max_time_secs=max_time
+    )
+    app = ctx.app
+    try:
+        worker = Worker(app, args.connection, queues, options)
+        reason = worker.run()
+    finally:
+        app.close()
+    if reason is StopReason.NOTHING_TO_CONSUME:
+        conn = worker.connection
+        print(
+            f"oxide: connection {conn.name!r} uses the {conn.driver} driver, which runs listeners inline when "
+            "events are dispatched: there is nothing for a worker to take. "
+            "Name a redis connection with --connection, or set the default in config/queue.toml.",
+            file=sys.stderr,
+        )
+    return EXIT_OK

@@ -1,0 +1,338 @@
+"""The worker: take jobs from a connection's queues in priority order and run their listeners.
+
+One cycle: take (one blocking ``pop`` over every queue, highest priority first)
+→ decode the job → find its listener among the application's registrations
+(never by importing a name read from the wire) → decode the event → run the
+listener → log the outcome → decide, in :meth:`Worker.stop_reason`, whether to
+go on.
+
+Signals. ``SIGINT`` and ``SIGTERM`` handlers only set a flag. Python retries a
+system call that a signal interrupted once the handler has returned (PEP 475),
+so a handler that neither raises nor does I/O cannot cut a ``BRPOP`` reply in
+half: the take completes, and a job it brought is run and its outcome recorded
+before the worker stops. That is why the default ``SIGINT`` handler, which
+raises ``KeyboardInterrupt`` wherever the main thread happens to be (possibly
+in the middle of reading the reply that holds the only copy of a job), is
+replaced for the whole of :meth:`Worker.run`. Each take waits at most a second,
+so an idle worker notices the flag within about a second.
+
+Failures. A message that cannot be decoded, names no registered listener, or
+whose listener raises becomes a :class:`~oxide.failed.FailedJob` handed to the
+failer. If the failer raises too, the whole record is logged at error level so
+the job is never dropped silently; the worker goes on either way.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import signal
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from .drivers import Delivery, Driver, check_queue_name
+from .errors import ConnectionUnavailable, JobEncodeError, OxideError, QueueNameError
+from .events import run_handler
+from .failed import FailedJob, provider_for
+from .wire import Job, encode_value
+
+if TYPE_CHECKING:
+    from .app import App
+
+__all__ = ["StopReason", "Worker", "WorkerOptions", "failed_job_for"]
+
+log = logging.getLogger("oxide.worker")
+
+# The longest single blocking take: bounds how long an idle worker takes to notice a signal.
+MAX_TAKE_WAIT_SECS = 1.0
+# Backoff sleeps are cut into slices this long so a signal stops a worker that is waiting to reconnect.
+PAUSE_SLICE_SECS = 0.1
+
+Failer = Callable[[FailedJob], object]
+
+
+class StopReason(enum.Enum):
+    """Why :meth:`Worker.run` returned."""
+
+    INTERRUPTED = "interrupted"  # SIGINT/SIGTERM, or stop() called
+    ONCE = "once"  # --once, and the one job has run
+    MAX_JOBS = "max_jobs"  # --max-jobs reached
+    MAX_TIME = "max_time"  # --max-time elapsed
+    QUEUE_EMPTY = "queue_empty"  # --stop-when-empty found nothing; or --once waited block_timeout_secs for nothing
+    NOTHING_TO_CONSUME = "nothing_to_consume"  # the connection's driver keeps no jobs (sync)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """When a worker stops on its own, and how it waits to reconnect. ``None`` means no limit."""
+
+    once: bool = False
+    stop_when_empty: bool = False
+    max_jobs: int | None = None
+    max_time_secs: float | None = None
+    reconnect_initial_secs: float = 0.1
+    reconnect_max_secs: float = 5.0
+    handle_signals: bool = True  # install SIGINT/SIGTERM handlers (possible only in the main thread)
+
+    def __post_init__(self) -> None:
+        if self.max_jobs is not None and (type(self.max_jobs) is not int or self.max_jobs < 1):
+            raise OxideError(f"WorkerOptions.max_jobs: expected a whole number >= 1 or None, got {self.max_jobs!r}")
+        if self.max_time_secs is not None and not 0 < self.max_time_secs < float("inf"):
+            raise OxideError(f"WorkerOptions.max_time_secs: expected seconds > 0 or None, got {self.max_time_secs!r}")
+        if not 0 < self.reconnect_initial_secs <= self.reconnect_max_secs:
+            raise OxideError("WorkerOptions: expected 0 < reconnect_initial_secs <= reconnect_max_secs")
+
+
+def _body_text(body: bytes) -> tuple[str, bool]:
+    """The body as text, and whether that text is exactly the body."""
+    try:
+        return body.decode("utf-8"), True
+    except UnicodeDecodeError:
+        # Lone surrogates (surrogateescape) would be refused by a database; escapes keep every byte visible.
+        return body.decode("utf-8", "backslashreplace"), False
+
+
+def failed_job_for(connection: str, delivery: Delivery, job: Job | None, exc: BaseException) -> FailedJob:
+    """The failure record for ``delivery``: ``job`` is None when the body could not be read as a job."""
+    detail = "".join(traceback.format_exception(exc))
+    payload: str | None = None
+    if job is not None:
+        try:
+            payload = encode_value(job.payload)
+        except JobEncodeError:
+            payload = None  # cannot happen for a payload read from JSON; keep the body rather than lose it
+    if payload is None:
+        payload, exact = _body_text(delivery.body)
+        if not exact:
+            detail += "(the body is not valid UTF-8: bytes that are not are kept as \\xNN escapes)\n"
+    return FailedJob(
+        uuid=(job.uuid if job is not None and job.uuid else None) or str(uuid.uuid4()),
+        connection=connection,
+        queue=delivery.queue,
+        event_name=job.event_name if job is not None else "",
+        listener_type=job.listener_type if job is not None else "",
+        payload=payload,
+        exception=detail,
+        failed_at=datetime.now(UTC),
+    )
+
+
+def _job_or_none(body: bytes) -> Job | None:
+    try:
+        return Job.from_json(body)
+    except OxideError:
+        return None
+
+
+class Worker:
+    """Takes jobs from ``queues`` of one connection, in that priority order, and runs them."""
+
+    def __init__(
+        self,
+        app: App,
+        connection: str | None,
+        queues: Sequence[str] | None,
+        options: WorkerOptions | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = time.sleep,
+        failer: Failer | None = None,
+        driver: Driver | None = None,
+    ) -> None:
+        self.app = app
+        self.connection = app.config.connection(connection)
+        names = [self.connection.queue] if queues is None else list(queues)
+        if not names:
+            raise QueueNameError("a worker needs at least one queue name")
+        for name in names:
+            check_queue_name(name)
+            if names.count(name) > 1:
+                raise QueueNameError(f"queue {name!r} is listed twice: {','.join(names)}")
+        self.queues: tuple[str, ...] = tuple(names)
+        self.options = options if options is not None else WorkerOptions()
+        self._clock = clock
+        self._sleep = sleep
+        self._failer: Failer = failer if failer is not None else provider_for(app.config, self.connection.name).log
+        self._driver = driver if driver is not None else app.driver(self.connection.name)
+        self._take_wait_secs = min(self.connection.block_timeout_secs, MAX_TAKE_WAIT_SECS)
+        # Written by the signal handler: a plain attribute store, nothing else.
+        self._stop_signal: int | None = None
+        self._stop_requested = False
+        self.jobs_processed = 0
+        self.jobs_failed = 0
+        self._started = clock()
+        self._empty_takes = 0  # consecutive takes that came back empty
+        self._empty_wait_secs = 0.0  # time spent in those takes
+        self._reconnect_attempts = 0
+
+    # -- stopping --------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the worker to stop once the job in hand is done; safe from a signal handler or another thread."""
+        self._stop_requested = True
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Only flags: logging here could deadlock on the logging lock held by the interrupted code,
+        # and raising could abandon a job whose reply is half read.
+        self._stop_signal = signum
+        self._stop_requested = True
+
+    def stop_reason(self) -> StopReason | None:
+        """The one place that decides whether the worker stops, checked between jobs; None: go on."""
+        options = self.options
+        elapsed = self._clock() - self._started
+        conditions = (
+            (StopReason.INTERRUPTED, self._stop_requested),
+            (StopReason.ONCE, options.once and self.jobs_processed >= 1),
+            (StopReason.MAX_JOBS, options.max_jobs is not None and self.jobs_processed >= options.max_jobs),
+            (StopReason.MAX_TIME, options.max_time_secs is not None and elapsed >= options.max_time_secs),
+            (
+                StopReason.QUEUE_EMPTY,
+                (options.stop_when_empty and self._empty_takes > 0)
+                or (options.once and self._empty_wait_secs >= self.connection.block_timeout_secs),
+            ),
+        )
+        return next((reason for reason, reached in conditions if reached), None)
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def run(self) -> StopReason:
+        """Work until a stop condition holds; returns which one."""
+        name = self.connection.name
+        if not self._driver.consumable:
+            log.info("connection=%s driver=%s keeps no jobs: nothing to consume", name, self.connection.driver)
+            return StopReason.NOTHING_TO_CONSUME
+        previous = self._install_signal_handlers()
+        try:
+            self._started = self._clock()
+            log.info("worker started: connection=%s queues=%s", name, ",".join(self.queues))
+            while (reason := self.stop_reason()) is None:
+                self._cycle()
+            why = reason.value
+            if reason is StopReason.INTERRUPTED and self._stop_signal is not None:
+                why = f"{why} ({signal.Signals(self._stop_signal).name})"
+            log.info(
+                "worker stopped: reason=%s connection=%s jobs=%d failed=%d",
+                why,
+                name,
+                self.jobs_processed,
+                self.jobs_failed,
+            )
+            return reason
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        if not self.options.handle_signals or threading.current_thread() is not threading.main_thread():
+            return {}
+        previous: dict[int, Any] = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, self._on_signal)
+        return previous
+
+    def _cycle(self) -> None:
+        began = self._clock()
+        try:
+            delivery = self._driver.pop(self.queues, self._take_wait_secs)
+        except ConnectionUnavailable as exc:
+            self._wait_to_reconnect(f"unavailable: {exc}")
+            return
+        except Exception as exc:  # a server-side error (e.g. WRONGTYPE): log it, keep the worker alive
+            log.error("take failed on connection=%s", self.connection.name, exc_info=exc)
+            self._wait_to_reconnect(f"take failed: {type(exc).__name__}: {exc}")
+            return
+        if self._reconnect_attempts:
+            log.info("connection=%s is back after %d failed attempts", self.connection.name, self._reconnect_attempts)
+            self._reconnect_attempts = 0
+        if delivery is None:
+            self._empty_takes += 1
+            self._empty_wait_secs += self._clock() - began
+            return
+        self._empty_takes = 0
+        self._empty_wait_secs = 0.0
+        self.process(delivery)
+
+    def _wait_to_reconnect(self, why: str) -> None:
+        options = self.options
+        delay = min(options.reconnect_initial_secs * 2**self._reconnect_attempts, options.reconnect_max_secs)
+        self._reconnect_attempts += 1
+        log.warning(
+            "connection=%s %s; retrying in %.1fs (attempt %d)",
+            self.connection.name,
+            why,
+            delay,
+            self._reconnect_attempts,
+        )
+        try:
+            self._driver.close()  # drop dead sockets: the next take opens a fresh connection
+        except Exception as exc:
+            log.debug("closing connection=%s failed: %s", self.connection.name, exc)
+        deadline = self._clock() + delay
+        while self.stop_reason() is None and (left := deadline - self._clock()) > 0:
+            self._sleep(min(left, PAUSE_SLICE_SECS))
+
+    # -- one job ---------------------------------------------------------------------------------
+
+    def process(self, delivery: Delivery) -> bool:
+        """Run one taken job and record its outcome; True if it succeeded. Never raises for a bad job."""
+        self.jobs_processed += 1
+        began = self._clock()
+        try:
+            job, registration, event = self.app.decode(delivery.body)
+        except Exception as exc:
+            self._failed(delivery, _job_or_none(delivery.body), exc, began)
+            return False
+        try:
+            run_handler(registration.make_listener(), event)
+        except BaseException as exc:
+            self._failed(delivery, job, exc, began)
+            if not isinstance(exc, Exception):
+                raise  # a listener's SystemExit/KeyboardInterrupt: recorded first, then honoured
+            return False
+        log.info("%s outcome=done", self._describe(delivery, job, job.uuid, began))
+        return True
+
+    def _describe(self, delivery: Delivery, job: Job | None, job_uuid: str | None, began: float) -> str:
+        parts = [f"queue={delivery.queue}"]
+        if job is not None:
+            parts += [f"event={job.event_name}", f"listener={job.listener_type}"]
+        if job_uuid:
+            parts.append(f"uuid={job_uuid}")
+        parts.append(f"duration_ms={(self._clock() - began) * 1000:.1f}")
+        return " ".join(parts)
+
+    def _failed(self, delivery: Delivery, job: Job | None, exc: BaseException, began: float) -> None:
+        self.jobs_failed += 1
+        record = failed_job_for(self.connection.name, delivery, job, exc)
+        log.warning(
+            "%s outcome=failed error=%s: %s",
+            self._describe(delivery, job, record.uuid, began),
+            type(exc).__name__,
+            exc,
+        )
+        try:
+            self._failer(record)
+        except Exception as store_exc:
+            # The job has left the queue; this log line is now its only copy, so it carries everything.
+            log.error(
+                "could not record failed job (%s: %s); the whole record follows so it can be re-pushed by hand: "
+                "uuid=%s connection=%s queue=%s event=%s listener=%s failed_at=%s payload=%s\nexception:\n%s",
+                type(store_exc).__name__,
+                store_exc,
+                record.uuid,
+                record.connection,
+                record.queue,
+                record.event_name,
+                record.listener_type,
+                record.failed_at.isoformat(),
+                record.payload,
+                record.exception,
+            )
