@@ -30,6 +30,13 @@ class Registration:
     def listener_type(self) -> str:
         return listener_type_of(self.listener)
 
+    @property
+    def is_async(self) -> bool:
+        """Whether the listener's ``handle`` is ``async def`` (its timeout is asyncio's, not SIGALRM)."""
+        import inspect
+
+        return inspect.iscoroutinefunction(getattr(self.listener, "handle", None))
+
     def make_listener(self) -> Any:
         return self.listener() if isinstance(self.listener, type) else self.listener
 

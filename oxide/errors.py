@@ -7,7 +7,9 @@ __all__ = [
     "ConnectionUnavailable",
     "JobDecodeError",
     "JobEncodeError",
+    "JobTimedOut",
     "ListenerNotRegistered",
+    "MaxAttemptsExceeded",
     "OxideError",
     "QueueNameError",
 ]
@@ -39,3 +41,15 @@ class ListenerNotRegistered(OxideError, LookupError):
 
 class ConnectionUnavailable(OxideError):
     """A backend server could not be reached."""
+
+
+class MaxAttemptsExceeded(OxideError):
+    """A job was taken as often as its listener's ``tries`` allow, by workers that died running it."""
+
+
+class JobTimedOut(BaseException):
+    """A listener ran past its timeout and was interrupted.
+
+    Like ``KeyboardInterrupt`` and ``asyncio.CancelledError`` it derives from
+    ``BaseException``, so a listener's ``except Exception`` cannot swallow it.
+    """

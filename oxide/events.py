@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Self
 
 from .drivers import check_queue_name
-from .errors import OxideError
+from .errors import JobTimedOut, OxideError
 
 __all__ = ["Event", "Listener", "Mode", "listener_type_of", "run_handler"]
 
@@ -150,18 +150,32 @@ _runner: asyncio.Runner | None = None
 _loop_thread = _LoopThread()
 
 
-def run_handler(listener: Any, event: Any) -> Any:
-    """Call ``listener.handle(event)``; an ``async def handle`` runs on one long-lived event loop."""
+def run_handler(listener: Any, event: Any, timeout_secs: float | None = None) -> Any:
+    """Call ``listener.handle(event)``; an ``async def handle`` runs on one long-lived event loop.
+
+    ``timeout_secs`` applies to ``async def`` listeners here (they are cancelled
+    and :class:`~oxide.errors.JobTimedOut` is raised); a plain listener's timeout
+    is the worker's business (``oxide.supervision.soft_timeout``).
+    """
     global _runner
     result = listener.handle(event)
     if not inspect.isawaitable(result):
         return result
+    awaitable = result if timeout_secs is None else _with_timeout(result, timeout_secs)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         if _runner is None:
             _runner = asyncio.Runner()
-        return _runner.run(_await(result))
+        return _runner.run(_await(awaitable))
     # Called from inside a running loop (an async application): we cannot block that loop's
     # thread on itself, so the coroutine runs on a dedicated loop thread.
-    return _loop_thread.run(result)
+    return _loop_thread.run(awaitable)
+
+
+async def _with_timeout(awaitable: Awaitable[Any], timeout_secs: float) -> Any:
+    try:
+        async with asyncio.timeout(timeout_secs):
+            return await awaitable
+    except TimeoutError:
+        raise JobTimedOut(f"the listener ran longer than its {timeout_secs:g}s timeout") from None

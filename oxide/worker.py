@@ -32,15 +32,17 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from .attempts import AttemptPolicy, backoff_delay
 from .drivers import Delivery, Driver, check_queue_name
-from .errors import ConnectionUnavailable, JobEncodeError, OxideError, QueueNameError
+from .errors import ConnectionUnavailable, JobEncodeError, JobTimedOut, MaxAttemptsExceeded, OxideError, QueueNameError
 from .events import run_handler
 from .failed import FailedJob, provider_for
+from .supervision import Supervisor, soft_timeout
 from .wire import Job, encode_value
 
 if TYPE_CHECKING:
@@ -80,6 +82,8 @@ class WorkerOptions:
     reconnect_initial_secs: float = 0.1
     reconnect_max_secs: float = 5.0
     handle_signals: bool = True  # install SIGINT/SIGTERM handlers (possible only in the main thread)
+    # Defaults for listeners that set none of their own (Mode.queue(...).tries/backoff/timeout).
+    policy: AttemptPolicy = field(default_factory=AttemptPolicy)
 
     def __post_init__(self) -> None:
         if self.max_jobs is not None and (type(self.max_jobs) is not int or self.max_jobs < 1):
@@ -88,6 +92,13 @@ class WorkerOptions:
             raise OxideError(f"WorkerOptions.max_time_secs: expected seconds > 0 or None, got {self.max_time_secs!r}")
         if not 0 < self.reconnect_initial_secs <= self.reconnect_max_secs:
             raise OxideError("WorkerOptions: expected 0 < reconnect_initial_secs <= reconnect_max_secs")
+        policy = self.policy
+        if type(policy.tries) is not int or policy.tries < 1:
+            raise OxideError(f"WorkerOptions.policy.tries: expected a whole number >= 1, got {policy.tries!r}")
+        if not 0 <= policy.backoff_secs < float("inf"):
+            raise OxideError(f"WorkerOptions.policy.backoff_secs: expected seconds >= 0, got {policy.backoff_secs!r}")
+        if policy.timeout_secs is not None and not 0 < policy.timeout_secs < float("inf"):
+            raise OxideError(f"WorkerOptions.policy.timeout_secs: expected seconds > 0, got {policy.timeout_secs!r}")
 
 
 def _body_text(body: bytes) -> tuple[str, bool]:
@@ -171,6 +182,7 @@ class Worker:
         self._empty_takes = 0  # consecutive takes that came back empty
         self._empty_wait_secs = 0.0  # time spent in those takes
         self._reconnect_attempts = 0
+        self._supervisor = Supervisor(self._driver, self.connection.visibility_timeout_secs, clock=clock)
 
     # -- stopping --------------------------------------------------------------------------------
 
@@ -227,6 +239,7 @@ class Worker:
             )
             return reason
         finally:
+            self._supervisor.close()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
@@ -282,7 +295,13 @@ class Worker:
     # -- one job ---------------------------------------------------------------------------------
 
     def process(self, delivery: Delivery) -> bool:
-        """Run one taken job and record its outcome; True if it succeeded. Never raises for a bad job."""
+        """Run one taken job and record its outcome; True if it succeeded. Never raises for a bad job.
+
+        Outcomes: done (ack); retry (release, attempts raised, after the backoff);
+        failed (the failed-job record first, then ack, so a crash in between
+        repeats the record, which is idempotent on uuid, and never loses it).
+        A message that cannot be decoded fails at once: retrying cannot mend it.
+        """
         self.jobs_processed += 1
         began = self._clock()
         try:
@@ -290,15 +309,72 @@ class Worker:
         except Exception as exc:
             self._failed(delivery, _job_or_none(delivery.body), exc, began)
             return False
+        policy = self.options.policy.for_mode(registration.mode)
+        attempt = (job.attempts or 0) + delivery.expirations + 1
+        if attempt > policy.tries:
+            exhausted = MaxAttemptsExceeded(
+                f"the job was taken {attempt - 1} time(s), its listener allows {policy.tries}; "
+                f"{delivery.expirations} of those run(s) never finished (the worker stopped while running it)"
+            )
+            self._failed(delivery, job, exhausted, began)
+            return False
         try:
-            run_handler(registration.make_listener(), event)
+            with (
+                self._supervisor.watching(delivery, policy.timeout_secs),
+                soft_timeout(None if registration.is_async else policy.timeout_secs),
+            ):
+                run_handler(registration.make_listener(), event, policy.timeout_secs)
+        except (Exception, JobTimedOut) as exc:
+            if attempt < policy.tries:
+                self._retry(delivery, job, attempt, policy, exc=exc, began=began)
+            else:
+                self._failed(delivery, job, exc, began)
+            return False
         except BaseException as exc:
             self._failed(delivery, job, exc, began)
-            if not isinstance(exc, Exception):
-                raise  # a listener's SystemExit/KeyboardInterrupt: recorded first, then honoured
-            return False
-        log.info("%s outcome=done", self._describe(delivery, job, job.uuid, began))
+            raise  # a listener's SystemExit/KeyboardInterrupt: recorded first, then honoured
+        self._ack(delivery)
+        log.info("%s outcome=done attempt=%d", self._describe(delivery, job, job.uuid, began), attempt)
         return True
+
+    def _ack(self, delivery: Delivery) -> None:
+        try:
+            held = self._driver.ack(delivery)
+        except OxideError as exc:
+            # The job ran; its reservation expires and it runs again: at least once, never lost.
+            log.error("queue=%s could not acknowledge the job (%s): it will be taken again", delivery.queue, exc)
+            return
+        if not held:
+            log.warning(
+                "queue=%s the job's reservation had expired before it was acknowledged: it may have run twice",
+                delivery.queue,
+            )
+
+    def _retry(
+        self, delivery: Delivery, job: Job, attempt: int, policy: AttemptPolicy, *, exc: BaseException, began: float
+    ) -> None:
+        self.jobs_failed += 1
+        delay = backoff_delay(policy.backoff_secs, attempt)
+        log.warning(
+            "%s outcome=retry attempt=%d/%d delay_s=%.2f error=%s: %s",
+            self._describe(delivery, job, job.uuid, began),
+            attempt,
+            policy.tries,
+            delay,
+            type(exc).__name__,
+            exc,
+        )
+        try:
+            released = self._driver.release(delivery, job.replace(attempts=attempt).to_json(), delay)
+        except OxideError as release_exc:
+            log.error(
+                "queue=%s could not release the job for a retry (%s): it returns after its reservation expires",
+                delivery.queue,
+                release_exc,
+            )
+            return
+        if not released:
+            log.warning("queue=%s the job's reservation had expired: it is back in its queue already", delivery.queue)
 
     def _describe(self, delivery: Delivery, job: Job | None, job_uuid: str | None, began: float) -> str:
         parts = [f"queue={delivery.queue}"]
@@ -321,12 +397,15 @@ class Worker:
         try:
             self._failer(record)
         except Exception as store_exc:
-            # The job has left the queue; this log line is now its only copy, so it carries everything.
+            # Not recorded anywhere: leave the job where it is. Reserved, it comes back after the
+            # visibility timeout and is recorded then; without reservations this log line is the
+            # only copy left, so it carries everything.
             log.error(
-                "could not record failed job (%s: %s); the whole record follows so it can be re-pushed by hand: "
+                "could not record failed job (%s: %s); %s; the whole record follows: "
                 "uuid=%s connection=%s queue=%s event=%s listener=%s failed_at=%s payload=%s\nexception:\n%s",
                 type(store_exc).__name__,
                 store_exc,
+                "it stays reserved and returns to its queue" if delivery.receipt is not None else "it is not in Redis",
                 record.uuid,
                 record.connection,
                 record.queue,
@@ -336,3 +415,5 @@ class Worker:
                 record.payload,
                 record.exception,
             )
+            return
+        self._ack(delivery)

@@ -73,6 +73,18 @@ class InstantDriver:
     def size(self, queue: str) -> int:
         return self.inner.size(queue)
 
+    def later(self, queue: str, bodies: Sequence[str], delay_secs: float) -> None:
+        self.inner.later(queue, bodies, delay_secs)
+
+    def ack(self, delivery: Delivery) -> bool:
+        return self.inner.ack(delivery)
+
+    def release(self, delivery: Delivery, body: str, delay_secs: float) -> bool:
+        return self.inner.release(delivery, body, delay_secs)
+
+    def extend(self, delivery: Delivery) -> bool:
+        return self.inner.extend(delivery)
+
     def close(self) -> None:
         self.closed += 1
 

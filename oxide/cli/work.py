@@ -22,9 +22,13 @@ returns the oldest job of the first non-empty queue in --queue.
 
 Ctrl-C (SIGINT) or SIGTERM: the job in hand is finished and its outcome
 recorded, then the worker exits 0; an idle worker exits within about a second.
-A job whose listener raises, or a message that cannot be read, is recorded as
-a failed job (see 'oxide queue:failed') and the worker goes on. If Redis goes
-away the worker waits and reconnects on its own.
+A job whose listener raises is retried while it has tries left (--tries,
+--backoff), then recorded as a failed job (see 'oxide queue:failed'); a message
+that cannot be read is recorded at once. The worker goes on either way. A job
+in hand stays reserved in Redis: if the worker is killed, the job returns to
+its queue after the connection's visibility_timeout_secs, while a live worker
+keeps extending it however long the job runs. If Redis goes away the worker
+waits and reconnects on its own.
 
 A 'sync' connection runs listeners inline when events are dispatched, so it has
 nothing for a worker to take: queue:work says so and exits 0 at once, with or
@@ -37,7 +41,9 @@ examples:
   oxide --app shop.app:app queue:work --stop-when-empty --max-time=600
 
 exit status: 0 stopped normally (signal, --once, --max-jobs, --max-time,
---stop-when-empty, or nothing to consume); 2 usage or configuration error."""
+--stop-when-empty, or nothing to consume); 2 usage or configuration error;
+75 a listener overran --timeout and could not be interrupted (restart the
+worker; the job returns to its queue after visibility_timeout_secs)."""
 
 
 def register(sub: Any) -> None:
@@ -78,6 +84,25 @@ def register(sub: Any) -> None:
         "--max-time",
         metavar="SECONDS",
         help="exit after this many seconds, once the job in hand is done (default: no limit; 0 also means no limit)",
+    )
+    parser.add_argument(
+        "--tries",
+        metavar="N",
+        help="run a job at most N times before recording it as failed, for listeners that set no "
+        "Mode.queue(...).tries() of their own (default: 1, no retries)",
+    )
+    parser.add_argument(
+        "--backoff",
+        metavar="SECONDS",
+        help="before retry n, wait SECONDS * 2**(n-1) plus up to 25%% jitter, capped at an hour, for listeners "
+        "that set no .backoff() of their own (default: 0, retry at once)",
+    )
+    parser.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        help="abort a listener running longer than this and count the attempt as failed, for listeners that set "
+        "no .timeout() of their own (default: no limit); one that cannot be interrupted makes the worker exit "
+        "with status 75 so that a supervisor restarts it, and its job returns to the queue",
     )
     parser.set_defaults(handler=run)
 
@@ -134,14 +159,22 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     queues = parse_queues(args.queue) if args.queue is not None else None
     max_jobs = parse_count("--max-jobs", args.max_jobs)
     max_time = parse_seconds("--max-time", args.max_time)
+    tries = parse_count("--tries", args.tries)
+    backoff = parse_seconds("--backoff", args.backoff)
+    timeout = parse_seconds("--timeout", args.timeout)
     if not ctx.app_spec:
         # Without the application no listener is registered, so every job would be recorded as failed.
         raise UsageError("queue:work runs your application's listeners: pass --app MODULE:ATTR or set OXIDE_APP")
 
+    from ..attempts import AttemptPolicy
     from ..worker import StopReason, Worker, WorkerOptions
 
     options = WorkerOptions(
-        once=args.once, stop_when_empty=args.stop_when_empty, max_jobs=max_jobs, max_time_secs=max_time
+        once=args.once,
+        stop_when_empty=args.stop_when_empty,
+        max_jobs=max_jobs,
+        max_time_secs=max_time,
+        policy=AttemptPolicy(tries=tries or 1, backoff_secs=backoff or 0.0, timeout_secs=timeout),
     )
     app = ctx.app
     try:

@@ -280,7 +280,7 @@ def test_each_outcome_is_logged_with_queue_event_listener_uuid_and_duration(
     lines = [r.getMessage() for r in caplog.records if "outcome=" in r.getMessage()]
     assert lines[0] == (
         "queue=default event=test.greeted listener=tests.worker_support.Recorder uuid=u-ok "
-        "duration_ms=250.0 outcome=done"
+        "duration_ms=250.0 outcome=done attempt=1"
     )
     assert lines[1].startswith(
         "queue=default event=test.greeted listener=tests.worker_support.Explode uuid=u-bad duration_ms=0.0 "
