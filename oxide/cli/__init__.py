@@ -15,6 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, OxideError, QueueNameError
@@ -55,7 +56,17 @@ class Context:
             if self.app_spec:
                 if os.getcwd() not in sys.path and "" not in sys.path:
                     sys.path.insert(0, os.getcwd())
+                if self.config_dir is not None:
+                    # An application usually builds App() when imported; App() reads this variable.
+                    os.environ["OXIDE_CONFIG_DIR"] = self.config_dir
                 self._app = load_app(self.app_spec)
+                wanted = self.config_dir
+                if wanted is not None and Path(wanted).resolve() != Path(self._app.config.config_dir).resolve():
+                    raise UsageError(
+                        f"--config {wanted}: the application {self.app_spec} reads its configuration from "
+                        f"{self._app.config.config_dir} and cannot be pointed elsewhere; drop --config, or build "
+                        "the App with App() so that it follows --config/OXIDE_CONFIG_DIR"
+                    )
             else:
                 self._app = App(self.config_dir)
         return self._app
@@ -81,8 +92,8 @@ COMMAND_MODULES = ("oxide.cli.work", "oxide.cli.failed", "oxide.cli.migrate")
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        # One line, like every other error of the command line.
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

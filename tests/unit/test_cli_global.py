@@ -1,0 +1,80 @@
+"""Global options of the command line: --config with --app, and argparse's own errors."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from oxide.cli import main
+
+APP_MODULE = """
+from oxide import App
+app = App()
+"""
+
+PINNED_MODULE = """
+from oxide import App
+app = App({pinned!r})
+"""
+
+QUEUE_TOML = """
+default = "mine"
+[connections.mine]
+driver = "sync"
+[failed]
+driver = "none"
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.chdir(tmp_path)
+    # main() sets OXIDE_CONFIG_DIR for the app it imports; setenv first so the test's end restores it.
+    monkeypatch.setenv("OXIDE_CONFIG_DIR", "")
+    monkeypatch.delenv("OXIDE_CONFIG_DIR")
+    monkeypatch.delenv("QUEUE_CONNECTION", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "queue.toml").write_text(QUEUE_TOML)
+    yield tmp_path
+    for name in ("cfgapp", "pinnedapp"):
+        sys.modules.pop(name, None)
+
+
+def test_config_reaches_an_app_built_at_import(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "cfgapp.py").write_text(APP_MODULE)
+    # The sync connection 'mine' exists only in elsewhere/queue.toml: the worker names it if --config applied.
+    status = main(["--app", "cfgapp:app", "--config", "elsewhere", "queue:work", "--once"])
+    assert status == 0
+    assert "connection 'mine' uses the sync driver" in capsys.readouterr().err
+
+
+def test_config_that_the_app_cannot_follow_is_a_usage_error(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "pinned").mkdir()
+    (project / "pinnedapp.py").write_text(PINNED_MODULE.format(pinned=str(project / "pinned")))
+    status = main(["--app", "pinnedapp:app", "--config", "elsewhere", "queue:work", "--once"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "--config elsewhere: the application pinnedapp:app reads its configuration from" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["queue:work", "--bogus"], "unrecognized arguments: --bogus"),
+        (["no-such-command"], "invalid choice: 'no-such-command'"),
+    ],
+)
+def test_argparse_errors_are_one_line_with_status_2(
+    argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert fragment in err
+    assert len(err.strip().splitlines()) == 1
