@@ -75,3 +75,9 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
     session.install("-e", ".[test]", "mypy>=1.11")
     session.run("mypy", "--strict", "oxide")
+
+
+@nox.session(venv_backend="none")
+def deploy(session: nox.Session) -> None:
+    """The workflow and deployment files: actionlint, schemas, hadolint, units; Redis 6.2 (.ci/check-deploy)."""
+    session.run("bash", ".ci/check-deploy", external=True)
