@@ -2,11 +2,50 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["tests", "integration", "lint", "typecheck"]
 nox.options.default_venv_backend = "venv"
 PYTHONS = ["3.11", "3.12", "3.13"]
+
+
+def _select_pyenv_pythons() -> None:
+    """Let pyenv's shims answer for every Python in PYTHONS that pyenv has installed.
+
+    A shim such as ``python3.12`` only runs versions that pyenv has selected (``pyenv
+    global``/``local``/``shell``), so on a machine whose global version is 3.11 the
+    other interpreters look missing: nox skips their sessions locally and fails them
+    on CI. nox resolves shims through ``PYENV_VERSION``, so the newest installed patch
+    release of each wanted X.Y is added to it, after the versions already selected.
+    Without pyenv this does nothing.
+    """
+    root = os.environ.get("PYENV_ROOT")
+    if not root or not Path(root, "versions").is_dir():
+        return
+    chosen: list[str] = []
+    for xy in PYTHONS:
+        pattern = re.compile(rf"{re.escape(xy)}\.(\d+)")
+        patches = [(int(m[1]), p.name) for p in Path(root, "versions").iterdir() if (m := pattern.fullmatch(p.name))]
+        if patches:
+            chosen.append(max(patches)[1])
+    if not chosen:
+        return
+    active = os.environ.get("PYENV_VERSION")
+    if active is None:
+        try:
+            active = subprocess.run(["pyenv", "version-name"], capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            active = ""
+    selected = [v for v in active.strip().split(":") if v and v != "system"]
+    os.environ["PYENV_VERSION"] = ":".join(dict.fromkeys([*selected, *chosen]))
+
+
+_select_pyenv_pythons()
 
 
 @nox.session(python=PYTHONS)
@@ -36,3 +75,9 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
     session.install("-e", ".[test]", "mypy>=1.11")
     session.run("mypy", "--strict", "oxide")
+
+
+@nox.session(venv_backend="none")
+def deploy(session: nox.Session) -> None:
+    """The workflow and deployment files: actionlint, schemas, hadolint, units; Redis 6.2 (.ci/check-deploy)."""
+    session.run("bash", ".ci/check-deploy", external=True)

@@ -31,6 +31,7 @@ __all__ = [
     "load_config",
     "load_dotenv",
     "parse_database_url",
+    "redact_url",
 ]
 
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
@@ -84,7 +85,7 @@ class ConnectionConfig:
     name: str
     driver: str
     queue: str = "default"
-    url: str = "redis://127.0.0.1:6379"
+    url: str = field(default="redis://127.0.0.1:6379", repr=False)  # may hold a password: see redact_url
     block_timeout_secs: float = 5.0
     visibility_timeout_secs: float = 90.0
     poll_interval_secs: float = 0.5
@@ -96,7 +97,7 @@ class DatabaseUrl:
     """A parsed database URL: the dialect and what its DB-API driver needs."""
 
     dialect: str  # "sqlite", "postgresql" or "mysql"
-    url: str
+    url: str = field(repr=False)  # may hold a password: print redacted() instead
     path: str | None = None  # sqlite: file path or ":memory:"
     host: str | None = None
     port: int | None = None
@@ -106,9 +107,7 @@ class DatabaseUrl:
 
     def redacted(self) -> str:
         """The URL with any password replaced, safe to print."""
-        if self.password is None:
-            return self.url
-        return self.url.replace(f":{self.password}@", ":***@", 1)
+        return redact_url(self.url)
 
 
 @dataclass(frozen=True)
@@ -302,7 +301,7 @@ def _connection(name: str, raw_block: Any, block: Any, file: str) -> ConnectionC
         url = settings.get("url", ConnectionConfig.url)
         if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
             raise ConfigError(
-                f"{where}.url: expected a redis://, rediss:// or unix:// URL, got {_redact(url)!r}{_source(raw_block.get('url'))}"
+                f"{where}.url: expected a redis://, rediss:// or unix:// URL, got {redact_url(url)!r}{_source(raw_block.get('url'))}"
             )
         if settings.get("block_timeout_secs") == 0:
             # BRPOP with 0 blocks forever: the worker would never notice a signal while idle.
@@ -310,11 +309,19 @@ def _connection(name: str, raw_block: Any, block: Any, file: str) -> ConnectionC
     return ConnectionConfig(**settings)
 
 
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
-    return url
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, fit for logs and error messages.
+
+    The password is hidden as it is written in the URL (percent-encoded or not), both in
+    the user-info part and as a ``password=`` query argument (which redis-py also reads).
+    """
+    try:
+        password = urlsplit(url).password  # as written: urlsplit does not decode it
+    except ValueError:
+        password = None
+    if password:
+        url = url.replace(f":{password}@", ":***@", 1)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 def parse_database_url(url: str, where: str = "database.toml") -> DatabaseUrl:
@@ -323,7 +330,7 @@ def parse_database_url(url: str, where: str = "database.toml") -> DatabaseUrl:
     dialect = DATABASE_SCHEMES.get(scheme.lower()) if sep else None
     if dialect is None:
         raise ConfigError(
-            f"{where}: unsupported database URL {_redact(url)!r}; expected one of "
+            f"{where}: unsupported database URL {redact_url(url)!r}; expected one of "
             "sqlite:///relative/path, sqlite:////absolute/path, sqlite://:memory:, postgresql://…, mysql://…, mariadb://…"
         )
     if dialect == "sqlite":
@@ -338,7 +345,7 @@ def parse_database_url(url: str, where: str = "database.toml") -> DatabaseUrl:
     try:
         port = parts.port
     except ValueError:
-        raise ConfigError(f"{where}: bad port in database URL {_redact(url)!r}") from None
+        raise ConfigError(f"{where}: bad port in database URL {redact_url(url)!r}") from None
     database = parts.path.lstrip("/") or None
     from urllib.parse import unquote
 

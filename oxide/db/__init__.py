@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ..errors import OxideError
 from .dialects import Dialect, bind, dialect_named
@@ -182,7 +183,8 @@ def connect_database(
     dialect = dialect_named(url.dialect)
     label = f"{name} ({url.redacted()})" if name else url.redacted()
     factory = dialect.connector(url, root, timeout_secs=timeout_secs, create=create)
-    secrets = [url.password] if url.password else []
+    # The driver is given the decoded password; an error may quote either form.
+    secrets = [url.password, urlsplit(url.url).password or ""] if url.password else []
     return Database(factory, dialect, name=label, secrets=secrets)
 
 

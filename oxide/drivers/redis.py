@@ -16,9 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from ..config import ConnectionConfig
+from ..config import ConnectionConfig, redact_url
 from ..errors import ConfigError, ConnectionUnavailable
 from . import Delivery, JobRunner
 
@@ -38,10 +37,7 @@ def queue_key(queue: str) -> str:
 
 def redact(url: str) -> str:
     """``url`` with its password hidden, fit for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
-    return url
+    return redact_url(url)
 
 
 def connect(url: str, *, read_timeout_secs: float | None = None) -> redis.Redis:

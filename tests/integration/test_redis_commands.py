@@ -1,0 +1,155 @@
+"""Every Redis command the package sends, on the real server the tests point at.
+
+The minimum supported server is Redis 6.2 (docs/redis-compatibility.md has the table). CI
+runs this module against Redis 6.2, 7 and the latest; ``.ci/check-deploy`` runs it against
+a Redis 6.2 server too. Each test goes through the package's own code paths, so a command
+or argument form that an older server lacks fails here: BRPOP with a fractional timeout,
+multi-value LPUSH/ZREM/HDEL, ZRANGEBYSCORE with LIMIT, TIME followed by writes inside a
+script (the scripts take the server's clock when no clock is passed, as in production),
+EVALSHA falling back to SCRIPT LOAD after a script-cache flush, SCAN with MATCH and COUNT,
+and LINDEX/LREM for parked failures.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from oxide.config import ConnectionConfig
+from oxide.drivers.redis import RedisDriver
+from oxide.drivers.reservations import keys_of
+from oxide.failed import FailedJob
+from oxide.failed.parking import RedisParking
+
+pytestmark = pytest.mark.redis
+
+MIN_VERSION = (6, 2)
+
+
+def driver(client: Any, **settings: Any) -> RedisDriver:
+    """A driver on the real server with the server's own clock (no clock_ms), as a deployment runs."""
+    return RedisDriver(ConnectionConfig(name="redis", driver="redis", **settings), client=client)
+
+
+def test_the_server_is_one_we_support(real_redis: Any) -> None:
+    version = tuple(int(part) for part in real_redis.info("server")["redis_version"].split(".")[:2])
+    assert version >= MIN_VERSION, f"Redis {version} is older than the minimum {MIN_VERSION}"
+
+
+def test_plain_lists_lpush_many_brpop_in_priority_order_and_llen(real_redis: Any, make_queue_names: Any) -> None:
+    high, low = make_queue_names("high", "low")
+    plain = driver(real_redis, visibility_timeout_secs=0)
+    plain.push_many(low, ["l1", "l2"])  # one LPUSH with two values
+    plain.push(high, "h1")
+    assert (plain.size(high), plain.size(low)) == (1, 2)
+    taken = [plain.pop([high, low], 0.5) for _ in range(3)]
+    assert [(d.queue, d.body) for d in taken if d] == [(high, b"h1"), (low, b"l1"), (low, b"l2")]
+
+
+def test_brpop_takes_a_fractional_timeout(real_redis: Any, make_queue_names: Any) -> None:
+    # Before Redis 6.0 a timeout of 0.3 is an error ("timeout is not an integer or out of range").
+    (queue,) = make_queue_names("empty")
+    plain = driver(real_redis, visibility_timeout_secs=0)
+    started = time.monotonic()
+    assert plain.pop([queue], 0.3) is None
+    waited = time.monotonic() - started
+    assert 0.2 <= waited < 0.9, f"BRPOP 0.3 waited {waited:.2f}s"
+
+
+def test_delayed_jobs_move_with_the_servers_clock(real_redis: Any, make_queue_names: Any) -> None:
+    (queue,) = make_queue_names("delayed")
+    plain = driver(real_redis, visibility_timeout_secs=0)
+    plain.later(queue, ["d1", "d2"], 0.2)  # later.lua: TIME, then ZADD
+    assert real_redis.zcard(keys_of(queue)[2]) == 2
+    assert plain.pop([queue], 0.05) is None  # promote.lua: not due yet
+    time.sleep(0.3)
+    taken = [plain.pop([queue], 0.5) for _ in range(2)]  # promote.lua: ZRANGEBYSCORE LIMIT, ZREM, LPUSH
+    assert sorted(d.body for d in taken if d) == [b"d1", b"d2"]
+
+
+def test_reservations_reserve_ack_release_extend(real_redis: Any, make_queue_names: Any) -> None:
+    high, low = make_queue_names("high", "low")
+    reserving = driver(real_redis, visibility_timeout_secs=30)
+    reserving.push_many(low, ["j1", "j2"])  # push.lua: LPUSH, LPUSH notify, LTRIM
+    first = reserving.pop([high, low], 0.5)  # reserve.lua: TIME, ZRANGEBYSCORE LIMIT, RPOP, ZADD, HGET
+    assert first is not None
+    assert (first.queue, first.body, first.expirations) == (low, b"j1", 0)
+    assert reserving.extend(first)  # extend.lua: ZSCORE, TIME, ZADD
+    assert reserving.ack(first)  # ack.lua: ZREM, HDEL
+    assert not reserving.ack(first)
+
+    second = reserving.pop([high, low], 0.5)
+    assert second is not None
+    assert second.body == b"j2"
+    assert reserving.release(second, "j2-again", 0)  # release.lua, at once: ZREM, HDEL, LPUSH, LTRIM
+    third = reserving.pop([high, low], 0.5)
+    assert third is not None
+    assert third.body == b"j2-again"
+    assert reserving.release(third, "j2-later", 0.2)  # release.lua with a delay: TIME, ZADD
+    assert reserving.pop([high, low], 0.05) is None
+    time.sleep(0.3)
+    fourth = reserving.pop([high, low], 0.5)
+    assert fourth is not None
+    assert fourth.body == b"j2-later"
+    assert reserving.ack(fourth)
+
+
+def test_an_expired_reservation_returns_to_the_front_counted(real_redis: Any, make_queue_names: Any) -> None:
+    (queue,) = make_queue_names("crashy")
+    reserving = driver(real_redis, visibility_timeout_secs=0.2)
+    reserving.push_many(queue, ["lost", "next"])
+    held = reserving.pop([queue], 0.5)
+    assert held is not None
+    assert held.body == b"lost"
+    time.sleep(0.3)  # the holder "died": its deadline passes
+    again = reserving.pop([queue], 0.5)  # reserve.lua: expired -> RPUSH to the front, HINCRBY crashes
+    assert again is not None
+    assert (again.body, again.expirations) == (b"lost", 1)
+    assert not reserving.extend(held)  # the dead holder's reservation is not brought back
+    assert reserving.ack(again)
+
+
+def test_scripts_are_loaded_again_after_the_script_cache_is_flushed(real_redis: Any, make_queue_names: Any) -> None:
+    # A restarted or failed-over server has an empty script cache: EVALSHA answers NOSCRIPT and
+    # redis-py loads the script again (SCRIPT LOAD), then retries.
+    (queue,) = make_queue_names("flushed")
+    reserving = driver(real_redis, visibility_timeout_secs=30)
+    reserving.push(queue, "x")
+    real_redis.script_flush()
+    taken = reserving.pop([queue], 0.5)
+    assert taken is not None
+    assert taken.body == b"x"
+    assert reserving.ack(taken)
+
+
+class ListStore:
+    """The smallest failed-job store: a list."""
+
+    def __init__(self) -> None:
+        self.rows: list[FailedJob] = []
+
+    def log(self, job: FailedJob) -> None:
+        self.rows.append(job)
+
+
+def test_parked_failures_scan_lindex_lrem(real_redis: Any, key_prefix: str) -> None:
+    parking = RedisParking(real_redis)
+    jobs = [
+        FailedJob(f"u-{i}", "redis", f"{key_prefix}q{i % 2}", "e", "l", "{}", "boom", datetime(2026, 1, 1, tzinfo=UTC))
+        for i in range(3)
+    ]
+    for job in jobs:
+        parking.park(job)  # LPUSH
+    found = parking.keys()  # SCAN MATCH COUNT
+    mine = [key for key in found if key.startswith(f"oxide:queue:{key_prefix}")]
+    assert len(mine) == 2
+    real_redis.lpush(mine[0], b"not a record")
+    store = ListStore()
+    moved = parking.drain(store)  # LINDEX -1, LREM -1; the unreadable record set aside
+    assert {job.uuid for job in store.rows} >= {"u-0", "u-1", "u-2"}
+    assert moved >= 3
+    assert real_redis.llen(mine[0] + ":unreadable") == 1
+    assert all(real_redis.llen(key) == 0 for key in mine)
