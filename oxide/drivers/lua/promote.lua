@@ -3,6 +3,9 @@
 -- KEYS: per queue, two keys: ready (LIST), delayed (ZSET of "<token>|<body>" scored by due time, ms)
 -- ARGV[1] now in ms or "" for the server's clock
 -- Returns how many jobs moved.
+-- Reading TIME and then writing needs effects replication: the default since Redis 5, asked for
+-- explicitly for servers configured otherwise (a no-op on 7; absent from some emulators).
+if redis.replicate_commands then redis.replicate_commands() end
 local now = tonumber(ARGV[1])
 if now == nil then
   local t = redis.call('TIME')

@@ -5,6 +5,9 @@
 -- ARGV[5] a token unique to this call, for the delayed member
 -- Returns 1, or 0 without queuing anything if the reservation had expired: the job is already
 -- back in its queue, and queuing it again would run it twice.
+-- Reading TIME and then writing needs effects replication: the default since Redis 5, asked for
+-- explicitly for servers configured otherwise (a no-op on 7; absent from some emulators).
+if redis.replicate_commands then redis.replicate_commands() end
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 local old = string.sub(ARGV[1], string.find(ARGV[1], '|', 1, true) + 1)
 redis.call('HDEL', KEYS[2], old)

@@ -17,6 +17,9 @@
 -- Before taking, for every queue: due delayed jobs join the back of the line, and jobs whose
 -- deadline passed return to the front (they are the oldest), their expiry counted in crashes
 -- so that a job that kills its worker still uses up attempts.
+-- Reading TIME and then writing needs effects replication: the default since Redis 5, asked for
+-- explicitly for servers configured otherwise (a no-op on 7; absent from some emulators).
+if redis.replicate_commands then redis.replicate_commands() end
 local now = tonumber(ARGV[1])
 if now == nil then
   local t = redis.call('TIME')
