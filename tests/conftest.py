@@ -17,6 +17,10 @@ import pytest
 from oxide.config import ConnectionConfig
 from oxide.drivers.redis import KEY_PREFIX, RedisDriver
 
+from . import hypothesis_profiles
+
+hypothesis_profiles.load()
+
 REQUIRE_SERVICES = os.environ.get("OXIDE_REQUIRE_SERVICES") == "1"
 REDIS_URL = os.environ.get("OXIDE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 REDIS_START = "start one with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no"
