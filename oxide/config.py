@@ -369,7 +369,8 @@ def load_config(config_dir: str | os.PathLike[str] | None = None, environ: Mappi
     qfile, dbfile = str(queue_path), str(db_path)
 
     raw_queue = _read_toml(queue_path, DEFAULT_QUEUE_TOML)
-    queue = _expand(raw_queue, env, qfile)
+    # Top-level keys are expanded one by one so that errors read "<file>: <key>.<subkey>: ...".
+    queue = {key: _expand(value, env, f"{qfile}: {key}") for key, value in raw_queue.items()}
     raw_connections = raw_queue.get("connections", {})
     connections_block = _table(queue.get("connections", {}), f"{qfile}: connections")
     connections = {
@@ -393,7 +394,7 @@ def load_config(config_dir: str | os.PathLike[str] | None = None, environ: Mappi
         )
 
     raw_db = _read_toml(db_path, DEFAULT_DATABASE_TOML)
-    db = _expand(raw_db, env, dbfile)
+    db = {key: _expand(value, env, f"{dbfile}: {key}") for key, value in raw_db.items()}
     db_connections: dict[str, DatabaseUrl] = {}
     for name, raw in _table(db.get("connections", {}), f"{dbfile}: connections").items():
         block = _table(raw, f"{dbfile}: connections.{name}")
