@@ -96,7 +96,7 @@ class DatabaseUrl:
     """A parsed database URL: the dialect and what its DB-API driver needs."""
 
     dialect: str  # "sqlite", "postgresql" or "mysql"
-    url: str
+    url: str = field(repr=False)  # may hold the password; redacted() is the printable form
     path: str | None = None  # sqlite: file path or ":memory:"
     host: str | None = None
     port: int | None = None
@@ -106,9 +106,8 @@ class DatabaseUrl:
 
     def redacted(self) -> str:
         """The URL with any password replaced, safe to print."""
-        if self.password is None:
-            return self.url
-        return self.url.replace(f":{self.password}@", ":***@", 1)
+        # The URL holds the password as written (maybe percent-encoded), not the decoded self.password.
+        return _redact(self.url)
 
 
 @dataclass(frozen=True)
@@ -151,6 +150,9 @@ class Config:
             ) from None
 
 
+_QUOTED_DOTENV_VALUE = re.compile(r"""(?:"(?P<double>(?:[^"\\]|\\.)*)"|'(?P<single>[^']*)')(?:\s+#.*|\s*)""")
+
+
 def load_dotenv(path: Path) -> dict[str, str]:
     """Parse a ``.env`` file: ``KEY=value`` lines, optional ``export``, quotes, ``#`` comments."""
     values: dict[str, str] = {}
@@ -171,10 +173,12 @@ def load_dotenv(path: Path) -> dict[str, str]:
         if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
             raise ConfigError(f"{path}:{number}: expected KEY=value, got {raw.strip()!r}")
         value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-            if raw.strip().endswith('"'):
-                value = value.replace("\\n", "\n").replace('\\"', '"')
+        # A quoted value ends at its closing quote; a comment may follow it.
+        quoted = _QUOTED_DOTENV_VALUE.fullmatch(value)
+        if quoted and quoted["double"] is not None:
+            value = quoted["double"].replace("\\n", "\n").replace('\\"', '"')
+        elif quoted:
+            value = quoted["single"]
         else:
             value = re.split(r"\s+#", value, maxsplit=1)[0]
         values[key] = value
