@@ -6,6 +6,7 @@ Python's ``==`` is too lenient for a codec test: ``1 == 1.0 == True`` and
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
@@ -46,7 +47,14 @@ def same_job(a: Job, b: Job) -> bool:
 
 # Valid Unicode only: no lone surrogates (category Cs), which the wire refuses.
 texts = st.text(st.characters(codec="utf-8"), max_size=20)
-finite_floats = st.floats(allow_nan=False, allow_infinity=False)
+# Hypothesis's own float distribution favours extremes; add floats written with few digits across the
+# whole exponent range, and the neighbourhoods where serde_json switches between positional and scientific.
+finite_floats = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.builds(lambda m, e: float(f"{m}e{e}"), st.integers(-(10**17), 10**17), st.integers(-330, 310)),
+    st.floats(min_value=1e14, max_value=1e17) | st.floats(min_value=-1e17, max_value=-1e14),
+    st.floats(min_value=1e-7, max_value=1e-4) | st.floats(min_value=-1e-4, max_value=-1e-7),
+).filter(math.isfinite)
 wire_ints = st.integers(min_value=I64_MIN, max_value=U64_MAX)
 json_scalars = st.none() | st.booleans() | wire_ints | finite_floats | texts
 
@@ -76,3 +84,45 @@ def jobs(draw: st.DrawFn, with_optional: bool = True) -> Job:
         attempts = draw(st.none() | st.integers(min_value=0, max_value=U64_MAX))
         extra = draw(st.dictionaries(extra_keys, json_values(8), max_size=3))
     return Job(draw(names), draw(names), draw(json_values()), uuid=uuid, attempts=attempts, extra=extra)
+
+
+# -- jobs as another producer writes them ------------------------------------------------------
+
+_WHITESPACE = st.sampled_from(["", " ", "  ", "\n", "\t", "\r\n", " \n\t "])
+
+
+def _job_fields(job: Job) -> list[tuple[str, Any]]:
+    fields: list[tuple[str, Any]] = [
+        ("event_name", job.event_name),
+        ("listener_type", job.listener_type),
+        ("payload", job.payload),
+    ]
+    if job.uuid is not None:
+        fields.append(("uuid", job.uuid))
+    if job.attempts is not None:
+        fields.append(("attempts", job.attempts))
+    fields.extend(job.extra.items())
+    return fields
+
+
+@st.composite
+def hand_written(draw: st.DrawFn, job: Job) -> str:
+    """``job`` as another producer might write it: any key order, any whitespace, escaped or raw Unicode.
+
+    Python's own ``json`` writes the values (insertion-ordered keys, ``1e+16``
+    floats, optional indentation and ``\\uXXXX`` escapes), so nothing of our
+    encoder is involved.
+    """
+    import json
+
+    fields = draw(st.permutations(_job_fields(job)))
+    ensure_ascii = draw(st.booleans())
+    indent = draw(st.sampled_from([None, None, 0, 2]))
+    parts = []
+    for key, value in fields:
+        before, after_key, after_colon, after = (draw(_WHITESPACE) for _ in range(4))
+        parts.append(
+            f"{before}{json.dumps(key, ensure_ascii=ensure_ascii)}{after_key}:{after_colon}"
+            f"{json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, allow_nan=False)}{after}"
+        )
+    return draw(_WHITESPACE) + "{" + ",".join(parts) + "}" + draw(_WHITESPACE)
