@@ -402,6 +402,34 @@ async def _dispatch_in_loop(app: App) -> None:
     app.dispatch(EVENT)
 
 
+def test_async_listeners_dispatched_from_several_threads_without_a_loop(tmp_path: Path) -> None:
+    # A threaded web server dispatches from many threads at once, none running an event loop.
+    class Slow:
+        async def handle(self, event: UserRegistered) -> None:
+            await asyncio.sleep(0.01)  # holds the loop across an await, so that dispatches overlap
+            calls.append(("Slow", event.user_id))
+
+    app = make_app(tmp_path)
+    app.listen(UserRegistered, Slow)
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def run(user_id: int) -> None:
+        start.wait()
+        try:
+            app.dispatch(UserRegistered(user_id=user_id, email="x"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(user_id for _, user_id in calls) == list(range(8))
+
+
 # -- names on the wire ------------------------------------------------------------------------------
 
 
