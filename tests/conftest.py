@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,3 +104,11 @@ def make_queue_names(key_prefix: str) -> Callable[..., list[str]]:
         return [f"{key_prefix}{n}" for n in names]
 
     return make
+
+
+@pytest.fixture
+def isolated_cwd(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in an empty working directory, so that no ``.env`` of the developer's leaks into config."""
+    directory = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(directory)
+    return directory

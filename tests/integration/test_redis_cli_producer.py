@@ -16,7 +16,7 @@ from oxide.drivers.redis import queue_key
 from oxide.wire import Job
 from tests.conftest import redis_driver_for, service_missing
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.usefixtures("isolated_cwd")]
 
 
 @pytest.fixture

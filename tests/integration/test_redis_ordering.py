@@ -19,7 +19,7 @@ from oxide.wire import Job
 from tests.conftest import redis_driver_for
 from tests.priority_model import PriorityMachine
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.usefixtures("isolated_cwd")]
 
 
 def test_priority_ordering_on_real_redis(real_redis: Any, key_prefix: str) -> None:

@@ -16,6 +16,8 @@ import pytest
 from oxide.config import DatabaseConfig, load_config, load_dotenv, parse_database_url
 from oxide.errors import ConfigError, OxideError
 
+pytestmark = pytest.mark.usefixtures("isolated_cwd")
+
 
 @dataclass(frozen=True)
 class Case:

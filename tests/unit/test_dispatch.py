@@ -22,6 +22,8 @@ from oxide.errors import ConfigError, JobDecodeError, JobEncodeError, ListenerNo
 from oxide.events import listener_type_of
 from oxide.wire import Job
 
+pytestmark = pytest.mark.usefixtures("isolated_cwd")
+
 # -- events and listeners used across the tests ---------------------------------------------------
 
 calls: list[tuple[str, Any]] = []

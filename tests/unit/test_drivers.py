@@ -19,6 +19,8 @@ from oxide.drivers.sync import SyncDriver
 from oxide.errors import ConfigError, ConnectionUnavailable, OxideError, QueueNameError
 from tests.conftest import redis_driver_for
 
+pytestmark = pytest.mark.usefixtures("isolated_cwd")
+
 # -- queue names ---------------------------------------------------------------------------------
 
 
@@ -259,3 +261,19 @@ def test_connect_makes_a_client_without_hidden_retries() -> None:
     assert kwargs["socket_timeout"] == 15
     assert kwargs["retry"].get_retries() == 0
     client.close()
+
+
+def test_an_unreachable_server_is_connection_unavailable(tmp_path: Any) -> None:
+    # Nothing listens on port 1: the connection is refused at once, no server needed.
+    from oxide import App
+    from oxide.config import load_config
+    from oxide.wire import Job
+
+    env = {"QUEUE_CONNECTION": "redis", "REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"}
+    app = App(config=load_config(tmp_path, environ=env))
+    with pytest.raises(
+        ConnectionUnavailable, match=r"redis connection 'redis' \(redis://:\*\*\*@127\.0\.0\.1:1/0\)"
+    ) as info:
+        app.push(None, None, Job("e", "l", 1))
+    assert "hunter2" not in str(info.value)
+    app.close()
