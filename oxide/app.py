@@ -96,7 +96,8 @@ class App:
     @property
     def registrations(self) -> Sequence[Registration]:
         """Every registration, in the order ``listen`` was called."""
-        return [r for regs in self._by_event.values() for r in regs]
+        # _by_job holds each registration once, in insertion (= listen) order; _by_event groups by event.
+        return list(self._by_job.values())
 
     def registration_for(self, job: Job) -> Registration:
         """The registration a job names; never imports code named by the wire."""

@@ -150,6 +150,9 @@ class Config:
             ) from None
 
 
+_QUOTED_DOTENV_VALUE = re.compile(r"""(?:"(?P<double>(?:[^"\\]|\\.)*)"|'(?P<single>[^']*)')(?:\s+#.*|\s*)""")
+
+
 def load_dotenv(path: Path) -> dict[str, str]:
     """Parse a ``.env`` file: ``KEY=value`` lines, optional ``export``, quotes, ``#`` comments."""
     values: dict[str, str] = {}
@@ -170,10 +173,12 @@ def load_dotenv(path: Path) -> dict[str, str]:
         if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
             raise ConfigError(f"{path}:{number}: expected KEY=value, got {raw.strip()!r}")
         value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-            if raw.strip().endswith('"'):
-                value = value.replace("\\n", "\n").replace('\\"', '"')
+        # A quoted value ends at its closing quote; a comment may follow it.
+        quoted = _QUOTED_DOTENV_VALUE.fullmatch(value)
+        if quoted and quoted["double"] is not None:
+            value = quoted["double"].replace("\\n", "\n").replace('\\"', '"')
+        elif quoted:
+            value = quoted["single"]
         else:
             value = re.split(r"\s+#", value, maxsplit=1)[0]
         values[key] = value
@@ -376,7 +381,8 @@ def load_config(config_dir: str | os.PathLike[str] | None = None, environ: Mappi
     qfile, dbfile = str(queue_path), str(db_path)
 
     raw_queue = _read_toml(queue_path, DEFAULT_QUEUE_TOML)
-    queue = _expand(raw_queue, env, qfile)
+    # Top-level keys are expanded one by one so that errors read "<file>: <key>.<subkey>: ...".
+    queue = {key: _expand(value, env, f"{qfile}: {key}") for key, value in raw_queue.items()}
     raw_connections = raw_queue.get("connections", {})
     connections_block = _table(queue.get("connections", {}), f"{qfile}: connections")
     connections = {
@@ -400,7 +406,7 @@ def load_config(config_dir: str | os.PathLike[str] | None = None, environ: Mappi
         )
 
     raw_db = _read_toml(db_path, DEFAULT_DATABASE_TOML)
-    db = _expand(raw_db, env, dbfile)
+    db = {key: _expand(value, env, f"{dbfile}: {key}") for key, value in raw_db.items()}
     db_connections: dict[str, DatabaseUrl] = {}
     for name, raw in _table(db.get("connections", {}), f"{dbfile}: connections").items():
         block = _table(raw, f"{dbfile}: connections.{name}")

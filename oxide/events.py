@@ -147,6 +147,9 @@ async def _await(awaitable: Awaitable[Any]) -> Any:
 
 
 _runner: asyncio.Runner | None = None
+# One Runner runs one coroutine at a time: threads that dispatch at once (a threaded web server)
+# take turns on it instead of failing with "This event loop is already running".
+_runner_lock = threading.Lock()
 _loop_thread = _LoopThread()
 
 
@@ -165,9 +168,10 @@ def run_handler(listener: Any, event: Any, timeout_secs: float | None = None) ->
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        if _runner is None:
-            _runner = asyncio.Runner()
-        return _runner.run(_await(awaitable))
+        with _runner_lock:
+            if _runner is None:
+                _runner = asyncio.Runner()
+            return _runner.run(_await(awaitable))
     # Called from inside a running loop (an async application): we cannot block that loop's
     # thread on itself, so the coroutine runs on a dedicated loop thread.
     return _loop_thread.run(awaitable)

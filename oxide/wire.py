@@ -126,9 +126,12 @@ def encode_value(value: object, path: str = "payload") -> str:
 
 
 def _parse_int(text: str) -> int | float:
-    value = int(text)
-    if I64_MIN <= value <= U64_MAX and text != "-0":
-        return value
+    # JSON has no leading zeros, so more than 20 digits is beyond u64; checking the length first
+    # also keeps int() from refusing thousands of digits with a bare ValueError.
+    if len(text.lstrip("-")) <= 20:
+        value = int(text)
+        if I64_MIN <= value <= U64_MAX and text != "-0":
+            return value
     # serde_json reads integers it cannot hold, and -0, as floats.
     return _parse_float(text)
 
@@ -213,18 +216,25 @@ class Job:
         out.append(',"payload":')
         _encode(self.payload, "payload", 0, out)
         if self.uuid is not None:
+            if type(self.uuid) is not str:
+                raise JobEncodeError(f"uuid: must be a string, got {self.uuid!r}")
             out.append(',"uuid":')
             _encode(self.uuid, "uuid", 0, out)
         if self.attempts is not None:
+            if type(self.attempts) is not int or self.attempts < 0:
+                raise JobEncodeError(f"attempts: must be a non-negative integer, got {self.attempts!r}")
             out.append(',"attempts":')
             _encode(self.attempts, "attempts", 0, out)
+        for key in self.extra:
+            if type(key) is not str:
+                raise JobEncodeError(f"extra key {key!r} is a {type(key).__name__}; JSON keys are strings")
         for key in sorted(self.extra):
             if key in _REQUIRED or key in _KNOWN_OPTIONAL:
                 raise JobEncodeError(f"extra key {key!r} collides with a field of the job")
             out.append(",")
             _encode(key, "extra key", 0, out)
             out.append(":")
-            _encode(self.extra[key], key, 1, out)
+            _encode(self.extra[key], key, 0, out)  # at the payload's level: the same depth limit
         out.append("}")
         return "".join(out)
 
@@ -252,7 +262,8 @@ class Job:
             raise JobDecodeError("job is nested too deeply") from None
         if not isinstance(value, dict):
             raise JobDecodeError(f"a job is a JSON object, got {type(value).__name__}")
-        if any(text.count(f'"{name}"') > 1 for name in _REQUIRED):
+        # A duplicate shows as a name written twice, or hides behind an escape ("event\u005fname").
+        if "\\u" in text or any(text.count(f'"{name}"') > 1 for name in (*_REQUIRED, *_KNOWN_OPTIONAL)):
             _refuse_duplicate_fields(text)
         return cls.from_dict(value, check_text=text)
 
@@ -275,11 +286,14 @@ class Job:
             found = _find_surrogate(dict(value), "job")
             if found:
                 raise JobDecodeError(f"{found}: lone surrogate in a string, which is not valid Unicode")
-        if (check_text is None or check_text.count("[") + check_text.count("{") > MAX_PAYLOAD_DEPTH) and _depth(
-            value.get("payload")
-        ) > MAX_PAYLOAD_DEPTH:
-            raise JobDecodeError(f"payload is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
         extra = {k: v for k, v in value.items() if k not in _REQUIRED and k not in _KNOWN_OPTIONAL}
+        if check_text is None or check_text.count("[") + check_text.count("{") > MAX_PAYLOAD_DEPTH:
+            if _depth(value.get("payload")) > MAX_PAYLOAD_DEPTH:
+                raise JobDecodeError(f"payload is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
+            # Unknown keys sit beside the payload, and serde_json's limit holds for the whole document.
+            for key, item in extra.items():
+                if _depth(item) > MAX_PAYLOAD_DEPTH:
+                    raise JobDecodeError(f"job key {key!r} is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
         return cls(value["event_name"], value["listener_type"], value["payload"], uuid, attempts, extra)
 
     def replace(self, **changes: Any) -> Job:

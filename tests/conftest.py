@@ -21,6 +21,10 @@ import pytest
 from oxide.config import ConnectionConfig
 from oxide.drivers.redis import KEY_PREFIX, RedisDriver
 
+from . import hypothesis_profiles
+
+hypothesis_profiles.load()
+
 REQUIRE_SERVICES = os.environ.get("OXIDE_REQUIRE_SERVICES") == "1"
 REDIS_URL = os.environ.get("OXIDE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 REDIS_START = "start one with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no"
@@ -166,3 +170,11 @@ def scratch_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scrat
     make = _scratch_postgresql if request.param == "postgresql" else _scratch_mysql
     for url in make(name):
         yield ScratchDatabase(request.param, url, tmp_path)
+
+
+@pytest.fixture
+def isolated_cwd(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in an empty working directory, so that no ``.env`` of the developer's leaks into config."""
+    directory = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(directory)
+    return directory

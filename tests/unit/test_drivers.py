@@ -1,0 +1,279 @@
+"""Drivers (SPEC §4): queue names, the sync driver, the redis driver on fakeredis, and redis-py as an extra."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+
+from oxide.config import QUEUE_NAME, ConnectionConfig
+from oxide.drivers import Delivery, Driver, check_queue_name, make_driver
+from oxide.drivers.redis import KEY_PREFIX, RedisDriver, connect, queue_key
+from oxide.drivers.sync import SyncDriver
+from oxide.errors import ConfigError, ConnectionUnavailable, OxideError, QueueNameError
+from tests.conftest import redis_driver_for
+
+pytestmark = pytest.mark.usefixtures("isolated_cwd")
+
+# -- queue names ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["a", "default", "high-priority", "v1.2_emails", "A" * 128, "0", ".", "-", "_"])
+def test_valid_queue_names(name: str) -> None:
+    assert check_queue_name(name) == name
+    assert QUEUE_NAME.fullmatch(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "A" * 129, "a:b", "a b", "a/b", "a*", "é", "a\n", "\n", "q\x00", "emails,default", "٣"],
+)
+def test_invalid_queue_names_are_refused(name: str) -> None:
+    with pytest.raises(QueueNameError, match=r"invalid queue name .*: use 1 to 128 characters from A-Z, a-z, 0-9"):
+        check_queue_name(name)
+    assert not QUEUE_NAME.fullmatch(name)
+
+
+@pytest.mark.parametrize("name", [None, 5, b"bytes", ["q"]])
+def test_queue_name_must_be_a_string(name: object) -> None:
+    with pytest.raises(QueueNameError, match=re.escape(f"invalid queue name {name!r}")):
+        check_queue_name(name)
+
+
+def test_queue_name_error_is_an_oxide_error_and_a_value_error() -> None:
+    assert issubclass(QueueNameError, OxideError)
+    assert issubclass(QueueNameError, ValueError)
+
+
+def test_queue_key_layout() -> None:
+    assert queue_key("emails") == "oxide:queue:emails"
+    assert KEY_PREFIX == "oxide:queue:"
+
+
+# -- sync ---------------------------------------------------------------------------------------
+
+
+def test_sync_driver_runs_each_job_inline_in_order() -> None:
+    ran: list[tuple[str, str]] = []
+    driver = SyncDriver(ConnectionConfig(name="sync", driver="sync"), lambda queue, body: ran.append((queue, body)))
+    driver.push("q", "one")
+    driver.push_many("r", ["two", "three"])
+    assert ran == [("q", "one"), ("r", "two"), ("r", "three")]
+    # nothing persists, so there is nothing to take
+    assert driver.size("q") == 0
+    assert driver.pop(["q", "r"], 0.01) is None
+    assert driver.consumable is False
+    driver.close()
+
+
+def test_sync_driver_lets_the_listener_exception_through_unchanged() -> None:
+    boom = RuntimeError("listener failed")
+
+    def runner(queue: str, body: str) -> None:
+        raise boom
+
+    driver = SyncDriver(ConnectionConfig(name="sync", driver="sync"), runner)
+    with pytest.raises(RuntimeError) as info:
+        driver.push("q", "body")
+    assert info.value is boom
+
+
+def test_make_driver_builds_the_configured_driver() -> None:
+    sync = make_driver(ConnectionConfig(name="inline", driver="sync"), lambda q, b: None)
+    assert isinstance(sync, SyncDriver)
+    assert sync.name == "inline"
+
+
+# -- redis on fakeredis ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def server() -> fakeredis.FakeServer:
+    return fakeredis.FakeServer()
+
+
+@pytest.fixture
+def client(server: fakeredis.FakeServer) -> Iterator[Any]:
+    c = fakeredis.FakeRedis(server=server)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def driver(client: Any) -> RedisDriver:
+    return redis_driver_for(client)
+
+
+CONTRACT_METHODS = ("push", "push_many", "pop", "size", "close")
+
+
+@pytest.mark.parametrize("cls", [SyncDriver, RedisDriver])
+def test_drivers_have_the_contract_methods_with_its_parameters(cls: type) -> None:
+    for method in CONTRACT_METHODS:
+        expected = list(inspect.signature(getattr(Driver, method)).parameters)
+        assert list(inspect.signature(getattr(cls, method)).parameters) == expected, method
+
+
+def test_redis_driver_identity(driver: RedisDriver) -> None:
+    assert driver.consumable is True
+    assert driver.name == "redis"
+
+
+def test_push_is_lpush_onto_the_queue_list(driver: RedisDriver, client: Any) -> None:
+    driver.push("emails", "first")
+    driver.push("emails", "second")
+    assert client.lrange("oxide:queue:emails", 0, -1) == [b"second", b"first"]
+    assert client.keys("*") == [b"oxide:queue:emails"]
+
+
+def test_each_queue_is_fifo(driver: RedisDriver) -> None:
+    for body in ("1", "2", "3"):
+        driver.push("q", body)
+    taken = [driver.pop(["q"], 0.01) for _ in range(4)]
+    assert taken == [Delivery("q", b"1"), Delivery("q", b"2"), Delivery("q", b"3"), None]
+
+
+def test_push_many_keeps_order_in_one_call(driver: RedisDriver, client: Any) -> None:
+    driver.push("q", "0")
+    driver.push_many("q", ["1", "2", "3"])
+    driver.push_many("q", [])
+    assert driver.size("q") == 4
+    assert [driver.pop(["q"], 0.01) for _ in range(4)] == [Delivery("q", str(i).encode()) for i in range(4)]
+
+
+def test_pop_serves_the_first_non_empty_queue_in_priority_order(driver: RedisDriver) -> None:
+    driver.push("low", "l1")
+    driver.push("default", "d1")
+    driver.push("default", "d2")
+    order = ["high", "default", "low"]
+    assert driver.pop(order, 0.01) == Delivery("default", b"d1")
+    driver.push("high", "h1")
+    assert driver.pop(order, 0.01) == Delivery("high", b"h1")
+    assert driver.pop(order, 0.01) == Delivery("default", b"d2")
+    assert driver.pop(order, 0.01) == Delivery("low", b"l1")
+    assert driver.pop(order, 0.01) is None
+
+
+def test_pop_ignores_queues_not_listed(driver: RedisDriver) -> None:
+    driver.push("other", "x")
+    assert driver.pop(["mine"], 0.01) is None
+    assert driver.size("other") == 1
+
+
+def test_size_counts_waiting_jobs(driver: RedisDriver) -> None:
+    assert driver.size("q") == 0
+    driver.push_many("q", ["a", "b"])
+    assert driver.size("q") == 2
+    assert driver.size("q2") == 0
+
+
+def test_bodies_are_kept_byte_for_byte(driver: RedisDriver) -> None:
+    body = '{"event_name":"é","listener_type":"l","payload":"😀\\u0000"}'
+    driver.push("q", body)
+    delivery = driver.pop(["q"], 0.01)
+    assert delivery is not None
+    assert delivery.body == body.encode("utf-8")
+
+
+def test_queue_names_with_dots_and_dashes_come_back_whole(driver: RedisDriver) -> None:
+    driver.push("a.b-c_d", "x")
+    assert driver.pop(["a.b-c_d"], 0.01) == Delivery("a.b-c_d", b"x")
+
+
+def test_a_decoding_client_works_too(server: fakeredis.FakeServer) -> None:
+    # A client built with decode_responses=True hands back str; deliveries are bytes all the same.
+    driver = redis_driver_for(fakeredis.FakeRedis(server=server, decode_responses=True))
+    driver.push("q", "é")
+    assert driver.pop(["q"], 0.01) == Delivery("q", "é".encode())
+
+
+def test_a_lost_server_is_connection_unavailable_with_the_password_hidden(
+    server: fakeredis.FakeServer, client: Any
+) -> None:
+    driver = redis_driver_for(client, name="main", url="redis://:hunter2@cache:6379/0")
+    server.connected = False
+    for call in (lambda: driver.push("q", "x"), lambda: driver.push_many("q", ["x"])):
+        with pytest.raises(ConnectionUnavailable, match=r"redis connection 'main' \(redis://:\*\*\*@cache:6379/0\)"):
+            call()
+    with pytest.raises(ConnectionUnavailable) as info:
+        driver.pop(["q"], 0.01)
+    assert "hunter2" not in str(info.value)
+    with pytest.raises(ConnectionUnavailable):
+        driver.size("q")
+
+
+# -- redis-py is an extra ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def without_redis_py(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``import redis`` fail as it does when the extra is not installed."""
+    for name in list(sys.modules):
+        if name == "redis" or name.startswith("redis."):
+            monkeypatch.setitem(sys.modules, name, None)  # None in sys.modules: ImportError on import
+
+
+def test_missing_redis_py_is_a_config_error_naming_the_extra(without_redis_py: None) -> None:
+    with pytest.raises(
+        ConfigError, match=r"needs redis-py, which is not installed: pip install 'oxide-queue\[redis\]'"
+    ):
+        connect("redis://127.0.0.1:6379")
+    with pytest.raises(ConfigError, match=r"oxide-queue\[redis\]"):
+        RedisDriver(ConnectionConfig(name="redis", driver="redis"))
+
+
+def test_missing_redis_py_surfaces_when_the_connection_is_used(without_redis_py: None, tmp_path: Any) -> None:
+    from oxide import App
+    from oxide.config import load_config
+    from oxide.wire import Job
+
+    app = App(config=load_config(tmp_path, environ={"QUEUE_CONNECTION": "redis"}))
+    with pytest.raises(ConfigError, match=r"pip install 'oxide-queue\[redis\]'"):
+        app.push(None, None, Job("e", "l", 1))
+
+
+def test_importing_oxide_does_not_import_redis_py() -> None:
+    code = (
+        "import sys, oxide, oxide.app, oxide.queue, oxide.drivers, oxide.drivers.sync, oxide.drivers.redis, oxide.config\n"
+        "loaded = sorted(m for m in sys.modules if m == 'redis' or m.startswith('redis.'))\n"
+        "assert not loaded, loaded\n"
+        "print('clean')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "clean"
+
+
+def test_a_bad_redis_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"bad redis URL 'redis://:\*\*\*@host:port/0'"):
+        connect("redis://:hunter2@host:port/0")
+
+
+def test_connect_makes_a_client_without_hidden_retries() -> None:
+    client = connect("redis://127.0.0.1:1/0", read_timeout_secs=15)
+    kwargs = client.connection_pool.connection_kwargs
+    assert kwargs["socket_timeout"] == 15
+    assert kwargs["retry"].get_retries() == 0
+    client.close()
+
+
+def test_an_unreachable_server_is_connection_unavailable(tmp_path: Any) -> None:
+    # Nothing listens on port 1: the connection is refused at once, no server needed.
+    from oxide import App
+    from oxide.config import load_config
+    from oxide.wire import Job
+
+    env = {"QUEUE_CONNECTION": "redis", "REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"}
+    app = App(config=load_config(tmp_path, environ=env))
+    with pytest.raises(
+        ConnectionUnavailable, match=r"redis connection 'redis' \(redis://:\*\*\*@127\.0\.0\.1:1/0\)"
+    ) as info:
+        app.push(None, None, Job("e", "l", 1))
+    assert "hunter2" not in str(info.value)
+    app.close()
