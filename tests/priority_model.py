@@ -21,8 +21,8 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from oxide.drivers import Delivery
 from oxide.drivers.redis import queue_key
+from oxide.drivers.reservations import keys_of
 from oxide.wire import Job
 from tests.conftest import redis_driver_for
 from tests.jsonvalues import hand_written, json_values, names, same_job, wire_ints
@@ -96,8 +96,11 @@ class PriorityMachine(RuleBasedStateMachine):
             return
         delivery = self.driver.pop(keys, 5)
         body, job = self.model[expected_queue].popleft()
-        assert delivery == Delivery(self.name(expected_queue), body)
+        assert delivery is not None
+        assert (delivery.queue, delivery.body, delivery.expirations) == (self.name(expected_queue), body, 0)
         assert same_job(Job.from_json(delivery.body), job)
+        # Held until acknowledged: the job sits in the queue's reserved set, and leaves it on ack.
+        assert self.driver.ack(delivery) is True
         self.taken.append(delivery.body)
 
     @precondition(lambda self: any(self.model.values()))
@@ -120,5 +123,5 @@ class PriorityMachine(RuleBasedStateMachine):
         assert set(seen) == self.pushed, "a job was lost, or one appeared that nobody pushed"
 
     def teardown(self) -> None:
-        keys = [queue_key(self.name(q)) for q in QUEUES]
+        keys = [key for q in QUEUES for key in keys_of(self.name(q))]
         self.client.delete(*keys)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import QueueNameError
@@ -42,7 +42,7 @@ class Delivery:
 
     queue: str
     body: bytes
-    receipt: Any = None
+    receipt: Any = field(default=None, compare=False)  # a handle, not part of what was delivered
     expirations: int = 0
 
 

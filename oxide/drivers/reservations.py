@@ -45,6 +45,11 @@ class Reserved:
         return self.member.split(b"|", 1)[1]
 
 
+def _as_bytes(value: Any) -> bytes:
+    # A client made with decode_responses=True hands back str.
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
 def _script_text(name: str) -> str:
     return resources.files("oxide.drivers").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
 
@@ -77,7 +82,7 @@ class Reservations:
         if not reply:
             return []
         queue = queues[int(reply[0]) - 1]
-        return [Reserved(queue, bytes(reply[i]), int(reply[i + 1])) for i in range(1, len(reply), 2)]
+        return [Reserved(queue, _as_bytes(reply[i]), int(reply[i + 1])) for i in range(1, len(reply), 2)]
 
     def push(self, queue: str, bodies: Sequence[str | bytes]) -> None:
         """Add jobs to the back of ``queue`` (oldest first) and wake one idle worker per job."""

@@ -125,11 +125,23 @@ def test_redis_driver_identity(driver: RedisDriver) -> None:
     assert driver.name == "redis"
 
 
-def test_push_is_lpush_onto_the_queue_list(driver: RedisDriver, client: Any) -> None:
+def test_push_is_lpush_onto_the_queue_list_plus_a_wake_up_token(driver: RedisDriver, client: Any) -> None:
     driver.push("emails", "first")
     driver.push("emails", "second")
     assert client.lrange("oxide:queue:emails", 0, -1) == [b"second", b"first"]
+    # Reservations (the default) wake idle workers through the queue's :notify list.
+    assert sorted(client.keys("*")) == [b"oxide:queue:emails", b"oxide:queue:emails:notify"]
+    assert client.llen("oxide:queue:emails:notify") == 2
+
+
+def test_without_reservations_push_is_a_plain_lpush(client: Any) -> None:
+    driver = redis_driver_for(client, visibility_timeout_secs=0)
+    driver.push("emails", "first")
+    driver.push_many("emails", ["second", "third"])
+    assert client.lrange("oxide:queue:emails", 0, -1) == [b"third", b"second", b"first"]
     assert client.keys("*") == [b"oxide:queue:emails"]
+    assert driver.pop(["emails"], 0.01) == Delivery("emails", b"first")
+    assert client.llen("oxide:queue:emails") == 2  # BRPOP: the job left Redis with the reply
 
 
 def test_each_queue_is_fifo(driver: RedisDriver) -> None:
