@@ -3,13 +3,15 @@
 //! Reads one request per line on stdin and answers one line per request on stdout:
 //! `ok <serde_json::to_string of what was read>` or `err <serde_json's error message>`.
 //!
-//! Usage: `oxide-wire-oracle [job|value|--hex]`
-//!   job    (default) each line is a job text, read as `Job` below
+//! Usage: `oxide-wire-oracle [job|keep|value|--hex]`
+//!   job    (default) each line is a job text, read as `Job` below: unknown keys are skipped
+//!   keep   each line is a job text, read as `KeepJob` below: unknown keys are kept and written back
 //!   value  each line is any JSON text, read as `serde_json::Value`
-//!   --hex  each line is `job <hex>` or `value <hex>`: the kind of request, then the text's bytes
-//!          in hex, so that a text may hold newlines or bytes that are not UTF-8 (what the tests use)
+//!   --hex  each line is `<job|keep|value> <hex>`: the kind of request, then the text's bytes in
+//!          hex, so that a text may hold newlines or bytes that are not UTF-8 (what the tests use)
 //! A malformed `--hex` line is answered with `bad <reason>`; the stream goes on.
 
+use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufWriter, Write};
 
 use serde::{Deserialize, Serialize};
@@ -29,14 +31,32 @@ struct Job {
     attempts: Option<u64>,
 }
 
+/// `Job` that keeps the keys it does not know, sorted, after its own: what `oxide.wire.Job` does
+/// (its `extra`), so that a job read and written again loses nothing. serde_json skips an unknown
+/// key's value checking only its syntax; kept, the value is read in full like `payload`.
+#[derive(Serialize, Deserialize)]
+struct KeepJob {
+    event_name: String,
+    listener_type: String,
+    payload: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uuid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attempts: Option<u64>,
+    #[serde(flatten)]
+    extra: BTreeMap<String, Value>,
+}
+
 enum Mode {
     Job,
+    Keep,
     Value,
 }
 
 fn answer(mode: &Mode, text: &[u8]) -> Result<String, serde_json::Error> {
     match mode {
         Mode::Job => serde_json::from_slice::<Job>(text).and_then(|job| serde_json::to_string(&job)),
+        Mode::Keep => serde_json::from_slice::<KeepJob>(text).and_then(|job| serde_json::to_string(&job)),
         Mode::Value => serde_json::from_slice::<Value>(text).and_then(|value| serde_json::to_string(&value)),
     }
 }
@@ -54,14 +74,16 @@ fn unhex(line: &[u8]) -> Result<Vec<u8>, &'static str> {
     line.chunks(2).map(|pair| Ok(digit(pair[0])? << 4 | digit(pair[1])?)).collect()
 }
 
-/// A `--hex` line: `job <hex>` or `value <hex>`.
+/// A `--hex` line: `job <hex>`, `keep <hex>` or `value <hex>`.
 fn tagged(line: &[u8]) -> Result<(Mode, Vec<u8>), &'static str> {
     let (mode, rest) = if let Some(rest) = line.strip_prefix(b"job ") {
         (Mode::Job, rest)
+    } else if let Some(rest) = line.strip_prefix(b"keep ") {
+        (Mode::Keep, rest)
     } else if let Some(rest) = line.strip_prefix(b"value ") {
         (Mode::Value, rest)
     } else {
-        return Err("expected `job <hex>` or `value <hex>`");
+        return Err("expected `job <hex>`, `keep <hex>` or `value <hex>`");
     };
     Ok((mode, unhex(rest)?))
 }
@@ -72,10 +94,11 @@ fn main() -> io::Result<()> {
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "job" => mode = Mode::Job,
+            "keep" => mode = Mode::Keep,
             "value" => mode = Mode::Value,
             "--hex" => hex = true,
             other => {
-                eprintln!("unknown argument {other:?}; usage: oxide-wire-oracle [job|value|--hex]");
+                eprintln!("unknown argument {other:?}; usage: oxide-wire-oracle [job|keep|value|--hex]");
                 std::process::exit(2);
             }
         }
