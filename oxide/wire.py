@@ -32,6 +32,7 @@ U64_MAX = 2**64 - 1
 # serde_json refuses input nested 128 deep (the job object counts as one level),
 # so a payload may hold at most 126 nested arrays/objects below the job.
 MAX_PAYLOAD_DEPTH = 126
+_MAX_INT_CHARS = 20  # len(str(I64_MIN)) == len(str(U64_MAX))
 
 _REQUIRED = ("event_name", "listener_type", "payload")
 _KNOWN_OPTIONAL = ("uuid", "attempts")
@@ -126,9 +127,12 @@ def encode_value(value: object, path: str = "payload") -> str:
 
 
 def _parse_int(text: str) -> int | float:
-    value = int(text)
-    if I64_MIN <= value <= U64_MAX and text != "-0":
-        return value
+    # An integer written in more characters than I64_MIN or U64_MAX (JSON has no leading zeros) is
+    # out of their range; it is not handed to int(), which refuses past 4300 digits with a bare ValueError.
+    if len(text) <= _MAX_INT_CHARS:
+        value = int(text)
+        if I64_MIN <= value <= U64_MAX and text != "-0":
+            return value
     # serde_json reads integers it cannot hold, and -0, as floats.
     return _parse_float(text)
 
