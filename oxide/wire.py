@@ -38,6 +38,8 @@ _REQUIRED = ("event_name", "listener_type", "payload")
 _KNOWN_OPTIONAL = ("uuid", "attempts")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+# An escape that may spell a letter of a field's name or its "_" (\u0065vent_name is event_name).
+_ESCAPED_NAME_CHAR = re.compile(r"\\u00(?:5[fF]|[67][0-9a-fA-F])")
 # serde_json escapes exactly '"', '\\' and the C0 controls; everything else is raw UTF-8.
 _dump_str = json.JSONEncoder(ensure_ascii=False).encode
 
@@ -256,7 +258,9 @@ class Job:
             raise JobDecodeError("job is nested too deeply") from None
         if not isinstance(value, dict):
             raise JobDecodeError(f"a job is a JSON object, got {type(value).__name__}")
-        if any(text.count(f'"{name}"') > 1 for name in _REQUIRED):
+        if _ESCAPED_NAME_CHAR.search(text) or any(
+            text.count(f'"{name}"') > 1 for name in (*_REQUIRED, *_KNOWN_OPTIONAL)
+        ):
             _refuse_duplicate_fields(text)
         return cls.from_dict(value, check_text=text)
 
