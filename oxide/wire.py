@@ -230,7 +230,7 @@ class Job:
             out.append(",")
             _encode(key, "extra key", 0, out)
             out.append(":")
-            _encode(self.extra[key], key, 1, out)
+            _encode(self.extra[key], key, 0, out)  # beside payload, with the same depth limit
         out.append("}")
         return "".join(out)
 
@@ -283,10 +283,11 @@ class Job:
             found = _find_surrogate(dict(value), "job")
             if found:
                 raise JobDecodeError(f"{found}: lone surrogate in a string, which is not valid Unicode")
-        if (check_text is None or check_text.count("[") + check_text.count("{") > MAX_PAYLOAD_DEPTH) and _depth(
-            value.get("payload")
-        ) > MAX_PAYLOAD_DEPTH:
-            raise JobDecodeError(f"payload is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
+        if check_text is None or check_text.count("[") + check_text.count("{") > MAX_PAYLOAD_DEPTH:
+            # An unknown key is kept and written back, so it is held to the payload's limit.
+            for name, item in value.items():
+                if _depth(item) > MAX_PAYLOAD_DEPTH:
+                    raise JobDecodeError(f"{name} is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
         extra = {k: v for k, v in value.items() if k not in _REQUIRED and k not in _KNOWN_OPTIONAL}
         return cls(value["event_name"], value["listener_type"], value["payload"], uuid, attempts, extra)
 
