@@ -40,6 +40,13 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 # An escape that may spell a letter of a field's name or its "_" (\u0065vent_name is event_name).
 _ESCAPED_NAME_CHAR = re.compile(r"\\u00(?:5[fF]|[67][0-9a-fA-F])")
+# The escapes of a JSON text in order, a surrogate pair taken as one: "lone" is a surrogate without its partner.
+_ESCAPE = re.compile(
+    r"\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|(?P<lone>u[dD][89a-fA-F][0-9a-fA-F]{2})|.)",
+    re.DOTALL,
+)
+_STRING_LITERAL = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
 # serde_json escapes exactly '"', '\\' and the C0 controls; everything else is raw UTF-8.
 _dump_str = json.JSONEncoder(ensure_ascii=False).encode
 
@@ -176,6 +183,26 @@ def _depth(value: object) -> int:
     return 0
 
 
+def _lone_surrogate_escape(text: str) -> str | None:
+    """The first ``\\uD800``-``\\uDFFF`` escape of a valid JSON text that is not half of a pair."""
+    for match in _ESCAPE.finditer(text):
+        if match["lone"]:
+            return f"\\{match['lone']}"
+    return None
+
+
+def _nesting(text: str) -> int:
+    """How deep arrays and objects nest in a valid JSON text, counted as serde_json counts while reading."""
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_STRING_LITERAL.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
 _decoder = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
 
 
@@ -262,6 +289,12 @@ class Job:
             text.count(f'"{name}"') > 1 for name in (*_REQUIRED, *_KNOWN_OPTIONAL)
         ):
             _refuse_duplicate_fields(text)
+        # serde_json refuses these in every value it reads, also in one that a repeated key replaces
+        # later, which the parsed dict no longer holds: so they are looked for in the text.
+        if _ESCAPED_SURROGATE.search(text) and (lone := _lone_surrogate_escape(text)):
+            raise JobDecodeError(f"lone surrogate {lone} in a string, which is not valid Unicode")
+        if text.count("[") + text.count("{") > MAX_PAYLOAD_DEPTH and _nesting(text) > MAX_PAYLOAD_DEPTH + 1:
+            raise JobDecodeError(f"a value in the job is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
         return cls.from_dict(value, check_text=text)
 
     @classmethod
