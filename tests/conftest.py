@@ -13,9 +13,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from oxide.config import ConnectionConfig
 from oxide.drivers.redis import KEY_PREFIX, RedisDriver
+
+# `pytest --hypothesis-profile=deep`: many more examples for the property tests (minutes, not seconds).
+# Registered here, in the root conftest, so that it exists before the option is read.
+settings.register_profile("deep", max_examples=2_000, deadline=None)
 
 REQUIRE_SERVICES = os.environ.get("OXIDE_REQUIRE_SERVICES") == "1"
 REDIS_URL = os.environ.get("OXIDE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
