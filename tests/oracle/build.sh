@@ -37,8 +37,7 @@ cargo=$(find_cargo) || missing+=(cargo)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$install" = 0 ]; then
-    echo "missing: ${missing[*]}; install them with: bash tests/oracle/build.sh (as root), or" \
-      "apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    echo "missing: ${missing[*]}" >&2
     exit 3
   fi
   export DEBIAN_FRONTEND=noninteractive
@@ -55,5 +54,8 @@ target=${CARGO_TARGET_DIR:-$here/target}
 # .cargo/config.toml beside Cargo.toml points crates-io at /usr/share/cargo/registry; cargo reads
 # it from the working directory, hence the cd.
 cd "$here"
+# The lock file is not kept: it is resolved afresh from the one version of each crate Debian ships,
+# and a newer cargo's lock file format would stop an older one (Debian's own cargo) from reading it.
+rm -f Cargo.lock
 "$cargo" build --offline --release --quiet --target-dir "$target" </dev/null >&2
 echo "$target/release/oxide-wire-oracle"
