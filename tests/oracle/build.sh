@@ -23,9 +23,10 @@ esac
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
-find_cargo() {
+find_cargo() { # on PATH, or where rustup puts it
+  local rustup_cargo="${CARGO_HOME:-${HOME:-}/.cargo}/bin/cargo"
   if command -v cargo; then return 0; fi
-  if [ -x "${HOME:-/root}/.cargo/bin/cargo" ]; then echo "${HOME:-/root}/.cargo/bin/cargo"; return 0; fi
+  if [ -x "$rustup_cargo" ]; then echo "$rustup_cargo"; return 0; fi
   return 1
 }
 
