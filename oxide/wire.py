@@ -32,11 +32,21 @@ U64_MAX = 2**64 - 1
 # serde_json refuses input nested 128 deep (the job object counts as one level),
 # so a payload may hold at most 126 nested arrays/objects below the job.
 MAX_PAYLOAD_DEPTH = 126
+_MAX_INT_CHARS = 20  # len(str(I64_MIN)) == len(str(U64_MAX))
 
 _REQUIRED = ("event_name", "listener_type", "payload")
 _KNOWN_OPTIONAL = ("uuid", "attempts")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+# An escape that may spell a letter of a field's name or its "_" (\u0065vent_name is event_name).
+_ESCAPED_NAME_CHAR = re.compile(r"\\u00(?:5[fF]|[67][0-9a-fA-F])")
+# The escapes of a JSON text in order, a surrogate pair taken as one: "lone" is a surrogate without its partner.
+_ESCAPE = re.compile(
+    r"\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|(?P<lone>u[dD][89a-fA-F][0-9a-fA-F]{2})|.)",
+    re.DOTALL,
+)
+_STRING_LITERAL = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
 # serde_json escapes exactly '"', '\\' and the C0 controls; everything else is raw UTF-8.
 _dump_str = json.JSONEncoder(ensure_ascii=False).encode
 
@@ -126,9 +136,9 @@ def encode_value(value: object, path: str = "payload") -> str:
 
 
 def _parse_int(text: str) -> int | float:
-    # JSON has no leading zeros, so more than 20 digits is beyond u64; checking the length first
-    # also keeps int() from refusing thousands of digits with a bare ValueError.
-    if len(text.lstrip("-")) <= 20:
+    # An integer written in more characters than I64_MIN or U64_MAX (JSON has no leading zeros) is
+    # out of their range; it is not handed to int(), which refuses past 4300 digits with a bare ValueError.
+    if len(text) <= _MAX_INT_CHARS:
         value = int(text)
         if I64_MIN <= value <= U64_MAX and text != "-0":
             return value
@@ -171,6 +181,26 @@ def _depth(value: object) -> int:
     if isinstance(value, list):
         return 1 + max((_depth(v) for v in value), default=0)
     return 0
+
+
+def _lone_surrogate_escape(text: str) -> str | None:
+    """The first ``\\uD800``-``\\uDFFF`` escape of a valid JSON text that is not half of a pair."""
+    for match in _ESCAPE.finditer(text):
+        if match["lone"]:
+            return f"\\{match['lone']}"
+    return None
+
+
+def _nesting(text: str) -> int:
+    """How deep arrays and objects nest in a valid JSON text, counted as serde_json counts while reading."""
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_STRING_LITERAL.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 _decoder = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
@@ -234,7 +264,7 @@ class Job:
             out.append(",")
             _encode(key, "extra key", 0, out)
             out.append(":")
-            _encode(self.extra[key], key, 0, out)  # at the payload's level: the same depth limit
+            _encode(self.extra[key], key, 0, out)  # beside payload, with the same depth limit
         out.append("}")
         return "".join(out)
 
@@ -262,9 +292,16 @@ class Job:
             raise JobDecodeError("job is nested too deeply") from None
         if not isinstance(value, dict):
             raise JobDecodeError(f"a job is a JSON object, got {type(value).__name__}")
-        # A duplicate shows as a name written twice, or hides behind an escape ("event\u005fname").
-        if "\\u" in text or any(text.count(f'"{name}"') > 1 for name in (*_REQUIRED, *_KNOWN_OPTIONAL)):
+        if _ESCAPED_NAME_CHAR.search(text) or any(
+            text.count(f'"{name}"') > 1 for name in (*_REQUIRED, *_KNOWN_OPTIONAL)
+        ):
             _refuse_duplicate_fields(text)
+        # serde_json refuses these in every value it reads, also in one that a repeated key replaces
+        # later, which the parsed dict no longer holds: so they are looked for in the text.
+        if _ESCAPED_SURROGATE.search(text) and (lone := _lone_surrogate_escape(text)):
+            raise JobDecodeError(f"lone surrogate {lone} in a string, which is not valid Unicode")
+        if text.count("[") + text.count("{") > MAX_PAYLOAD_DEPTH and _nesting(text) > MAX_PAYLOAD_DEPTH + 1:
+            raise JobDecodeError(f"a value in the job is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
         return cls.from_dict(value, check_text=text)
 
     @classmethod
@@ -286,6 +323,11 @@ class Job:
             found = _find_surrogate(dict(value), "job")
             if found:
                 raise JobDecodeError(f"{found}: lone surrogate in a string, which is not valid Unicode")
+        if check_text is None or check_text.count("[") + check_text.count("{") > MAX_PAYLOAD_DEPTH:
+            # An unknown key is kept and written back, so it is held to the payload's limit.
+            for name, item in value.items():
+                if _depth(item) > MAX_PAYLOAD_DEPTH:
+                    raise JobDecodeError(f"{name} is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
         extra = {k: v for k, v in value.items() if k not in _REQUIRED and k not in _KNOWN_OPTIONAL}
         if check_text is None or check_text.count("[") + check_text.count("{") > MAX_PAYLOAD_DEPTH:
             if _depth(value.get("payload")) > MAX_PAYLOAD_DEPTH:
