@@ -299,7 +299,9 @@ class Job:
         # serde_json refuses these in every value it reads, also in one that a repeated key replaces
         # later, which the parsed dict no longer holds: so they are looked for in the text.
         if _ESCAPED_SURROGATE.search(text) and (lone := _lone_surrogate_escape(text)):
-            raise JobDecodeError(f"lone surrogate {lone} in a string, which is not valid Unicode")
+            found = _find_surrogate(value, "job")  # name the path when the parsed job still holds it
+            where = f"{found}: lone surrogate" if found else f"lone surrogate {lone}"
+            raise JobDecodeError(f"{where} in a string, which is not valid Unicode")
         if text.count("[") + text.count("{") > MAX_PAYLOAD_DEPTH and _nesting(text) > MAX_PAYLOAD_DEPTH + 1:
             raise JobDecodeError(f"a value in the job is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
         return cls.from_dict(value, check_text=text)
@@ -323,11 +325,6 @@ class Job:
             found = _find_surrogate(dict(value), "job")
             if found:
                 raise JobDecodeError(f"{found}: lone surrogate in a string, which is not valid Unicode")
-        if check_text is None or check_text.count("[") + check_text.count("{") > MAX_PAYLOAD_DEPTH:
-            # An unknown key is kept and written back, so it is held to the payload's limit.
-            for name, item in value.items():
-                if _depth(item) > MAX_PAYLOAD_DEPTH:
-                    raise JobDecodeError(f"{name} is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
         extra = {k: v for k, v in value.items() if k not in _REQUIRED and k not in _KNOWN_OPTIONAL}
         if check_text is None or check_text.count("[") + check_text.count("{") > MAX_PAYLOAD_DEPTH:
             if _depth(value.get("payload")) > MAX_PAYLOAD_DEPTH:
