@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConnectionConfig
-from ..db import Database, Session, TableMissing, connect_database
+from ..db import Database, Session, TableMissing
+from ..db.dialects import dialect_named
 from ..errors import ConfigError
 from . import Delivery, JobRunner
 
-__all__ = ["MIGRATE_LIMIT", "DatabaseDriver", "Held"]
+__all__ = ["MIGRATE_LIMIT", "DatabaseDriver", "Held", "open_database"]
 
 MIGRATE_LIMIT = 100  # due and expired jobs a take moves at most, each; the rest move on the next take
 _INSERT_CHUNK = 100  # rows per INSERT: few placeholders enough for every server
@@ -67,18 +68,13 @@ class DatabaseDriver:
     ) -> None:
         self.name = config.name
         self.config = config
-        if database is None:
-            if config.database is None:
-                raise ConfigError(f"queue connection {config.name!r}: no database connection was resolved for it")
-            # The config holds the SQLite path made absolute already: the root given here is not used.
-            database = connect_database(config.database, Path.cwd(), name=f"database {config.connection!r}")
-        self.database = database
+        self.database = database if database is not None else open_database(config)
         self.table = config.table
         self.visibility_ms = round(config.visibility_timeout_secs * 1000)
         self._clock_ms = clock_ms
         self._sleep = sleep
-        self._server_checked = database.dialect.server_version_sql is None
-        q = database.dialect.quote
+        self._server_checked = self.database.dialect.server_version_sql is None
+        q = self.database.dialect.quote
         t, queue, pos = q(config.table), q("queue"), q("line_position")
         self._t, self._queue, self._pos = t, queue, pos
         self._row = f"{q('id')}, {queue}, {q('payload')}, {q('expirations')}"
@@ -294,6 +290,28 @@ class DatabaseDriver:
                 f"queue connection {self.name!r}: table {self.table!r} does not exist in {self.database.name}; "
                 "create it with: oxide vendor:publish queue && oxide migrate"
             ) from None
+
+
+def open_database(config: ConnectionConfig, *, timeout_secs: float = 5.0) -> Database:
+    """The database of a ``database`` connection, each new connection prepared for the queue (SQLite: WAL)."""
+    url = config.database
+    if url is None:
+        raise ConfigError(f"queue connection {config.name!r}: no database connection was resolved for it")
+    dialect = dialect_named(url.dialect)
+    # load_config made a SQLite path absolute already, so no application root is needed here.
+    connect = dialect.connector(url, Path.cwd(), timeout_secs=timeout_secs, create=False)
+
+    def connect_for_queue() -> Any:
+        connection = connect()
+        try:
+            dialect.prepare_queue_connection(connection)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    label = f"database {config.connection!r} ({url.redacted()})"
+    return Database(connect_for_queue, dialect, name=label, secrets=[url.password] if url.password else [])
 
 
 def _held(delivery: Delivery) -> Held:
