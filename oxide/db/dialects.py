@@ -14,7 +14,9 @@ and one line in :data:`DIALECTS`.
 from __future__ import annotations
 
 import importlib
+import random
 import re
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -185,8 +187,26 @@ class SQLiteDialect(Dialect):
         # processes never read the same head of a queue; a deferred BEGIN would let both read and
         # then fail with SQLITE_BUSY (not retried) when one of them upgrades to write. This holds
         # for a hand-made connection in sqlite3's implicit mode too: an explicit BEGIN is honoured.
-        if not connection.in_transaction:
-            connection.execute("BEGIN IMMEDIATE")
+        if connection.in_transaction:
+            return
+        # SQLite's own wait for a busy lock sleeps up to 100 ms between tries: under steady load a
+        # sleeper missed the lock for seconds (4 s measured) while busier processes took it again
+        # and again. Asking every millisecond or so, up to the connection's own timeout, keeps the
+        # longest wait near 0.3 s and the work evenly shared (docs/database-driver.md).
+        patience_ms = int(connection.execute("PRAGMA busy_timeout").fetchone()[0])
+        connection.execute("PRAGMA busy_timeout = 0")
+        try:
+            deadline = time.monotonic() + patience_ms / 1000
+            while True:
+                try:
+                    connection.execute("BEGIN IMMEDIATE")
+                    return
+                except self.driver().OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() >= deadline:
+                        raise
+                time.sleep(random.uniform(0.0002, 0.002))  # jittered, so waiters do not ask in step
+        finally:
+            connection.execute(f"PRAGMA busy_timeout = {patience_ms:d}")
 
     def prepare_queue_connection(self, connection: Any) -> None:
         # Write-ahead logging: workers read while one writes, and a commit costs one fsync of the
