@@ -312,7 +312,7 @@ class MySQLDialect(Dialect):
         if found >= needed:
             return None
         name = "MariaDB" if mariadb else "MySQL"
-        return f"{name} {version} has no SKIP LOCKED ({name} {'.'.join(map(str, needed[:2]))} and later have it)"
+        return f"{name} {version} has no SKIP LOCKED ({name} {'.'.join(map(str, needed))} and later have it)"
 
     def insert_ignoring_duplicate(self, table: str, columns: Sequence[str], unique: str) -> str:
         # Not INSERT IGNORE: that would also turn other errors (bad data) into warnings.

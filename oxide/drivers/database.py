@@ -258,21 +258,22 @@ class DatabaseDriver:
     @contextmanager
     def _transaction(self, *, clock: bool = True) -> Iterator[tuple[Session, int]]:
         """A transaction that changes rows, with the time it runs at (0 when ``clock`` is False)."""
-        with self._errors(), self.database.transaction(for_update=True) as session:
+        with self._errors():
             if not self._server_checked:
-                self._check_server(session)
-            now = 0
-            if clock:
-                now = self._clock_ms() if self._clock_ms is not None else self._query_clock(session)
-            yield session, now
+                self._check_server()
+            with self.database.transaction(for_update=True) as session:
+                now = 0
+                if clock:
+                    now = self._clock_ms() if self._clock_ms is not None else self._query_clock(session)
+                yield session, now
 
     def _query_clock(self, session: Session) -> int:
         return int(session.query(self.database.dialect.epoch_ms_sql)[0][0])
 
-    def _check_server(self, session: Session) -> None:
+    def _check_server(self) -> None:
         dialect = self.database.dialect
         assert dialect.server_version_sql is not None
-        version = str(session.query(dialect.server_version_sql)[0][0])
+        version = str(self.database.query(dialect.server_version_sql)[0][0])
         problem = dialect.skip_locked_missing(version)
         if problem is not None:
             raise ConfigError(
