@@ -199,10 +199,11 @@ def test_ack_release_and_extend_after_expiry_return_false_and_queue_nothing(dut:
     [
         '{"payload":"é ü ß ø 中文 日本語 한국어 עברית العربية"}',
         '{"payload":"𝄞 😀 👩\u200d👩\u200d👧 🏳\ufe0f\u200d🌈 e\u0301 \ufeff \u2028 \u2029 \\u0000"}',
+        """{"payload":"it's \\"quoted\\" ? %s %% %(x)s :1 $1 '); DROP TABLE jobs; --"}""",
         '{"payload":"' + "x" * 70_000 + '"}',  # past MySQL's TEXT (64 KiB)
         '{"payload":"' + "🦀" * 600_000 + '"}',  # 2.4 MB of four-byte characters
     ],
-    ids=["scripts", "astral-zwj-combining-separators", "past-64KiB", "2.4MB-astral"],
+    ids=["scripts", "astral-zwj-combining-separators", "sql-and-placeholder-characters", "past-64KiB", "2.4MB-astral"],
 )
 def test_bodies_come_back_byte_for_byte(dut: DriverUnderTest, body: str) -> None:
     [queue] = dut.queues("q")
