@@ -36,10 +36,10 @@ from ..db import Database, Session, TableMissing
 from ..db.dialects import dialect_named
 from ..errors import ConfigError
 from . import Delivery, JobRunner
+from .jobs_sql import MIGRATE_LIMIT, JobsSql
 
 __all__ = ["MIGRATE_LIMIT", "DatabaseDriver", "Held", "open_database"]
 
-MIGRATE_LIMIT = 100  # due and expired jobs a take moves at most, each; the rest move on the next take
 _INSERT_CHUNK = 100  # rows per INSERT: few placeholders enough for every server
 _TAKE_ATTEMPTS = 3
 
@@ -74,34 +74,7 @@ class DatabaseDriver:
         self._clock_ms = clock_ms
         self._sleep = sleep
         self._server_checked = self.database.dialect.server_version_sql is None
-        q = self.database.dialect.quote
-        t, queue, pos = q(config.table), q("queue"), q("line_position")
-        self._t, self._queue, self._pos = t, queue, pos
-        self._row = f"{q('id')}, {queue}, {q('payload')}, {q('expirations')}"
-        self._sql_ends = f"SELECT MIN({pos}), MAX({pos}) FROM {t} WHERE {queue} = ?"
-        self._sql_insert_row = "(?, ?, 0, ?, ?, ?)"
-        self._sql_insert = (
-            f"INSERT INTO {t} ({queue}, {q('payload')}, {q('expirations')}, {pos}, {q('available_at')}, "
-            f"{q('created_at')}) VALUES "
-        )
-        self._sql_promote = f"UPDATE {t} SET {q('available_at')} = NULL, {pos} = ? WHERE {q('id')} = ?"
-        self._sql_return = (
-            f"UPDATE {t} SET {q('reserved_until')} = NULL, {q('reservation')} = NULL, "
-            f"{q('expirations')} = {q('expirations')} + 1, {pos} = ? WHERE {q('id')} = ?"
-        )
-        self._sql_reserve = (
-            f"UPDATE {t} SET {pos} = NULL, {q('reserved_until')} = ?, {q('reservation')} = ? "
-            f"WHERE {q('id')} = ? AND {pos} IS NOT NULL"
-        )
-        held = f"WHERE {q('id')} = ? AND {q('reservation')} = ?"
-        self._sql_ack = f"DELETE FROM {t} {held}"
-        self._sql_release = (
-            f"UPDATE {t} SET {q('payload')} = ?, {q('expirations')} = 0, {q('reserved_until')} = NULL, "
-            f"{q('reservation')} = NULL, {pos} = ?, {q('available_at')} = ? {held}"
-        )
-        self._sql_extend = f"UPDATE {t} SET {q('reserved_until')} = ? {held}"
-        self._sql_holds = f"SELECT 1 FROM {t} {held}"
-        self._sql_size = f"SELECT COUNT(*) FROM {t} WHERE {queue} = ? AND {pos} IS NOT NULL"
+        self.sql = JobsSql(self.database.dialect, config.table)
 
     def __repr__(self) -> str:
         return f"DatabaseDriver({self.name!r}, {self.database.name}, table={self.table!r})"
@@ -146,7 +119,7 @@ class DatabaseDriver:
     def ack(self, delivery: Delivery) -> bool:
         held = _held(delivery)
         with self._transaction(clock=False) as (session, _now):
-            return session.execute(self._sql_ack, (held.id, held.token)) == 1
+            return session.execute(self.sql.ack, (held.id, held.token)) == 1
 
     def release(self, delivery: Delivery, body: str, delay_secs: float) -> bool:
         held = _held(delivery)
@@ -156,19 +129,19 @@ class DatabaseDriver:
                 place, due = None, now + delay_ms
             else:
                 place, due = self._back_of_line(session, delivery.queue), None
-            return session.execute(self._sql_release, (body, place, due, held.id, held.token)) == 1
+            return session.execute(self.sql.release, (body, place, due, held.id, held.token)) == 1
 
     def extend(self, delivery: Delivery) -> bool:
         held = _held(delivery)
         with self._transaction() as (session, now):
-            if session.execute(self._sql_extend, (now + self.visibility_ms, held.id, held.token)) == 1:
+            if session.execute(self.sql.extend, (now + self.visibility_ms, held.id, held.token)) == 1:
                 return True
             # MySQL counts only rows it changed: a deadline set to its own value reports 0. Ask.
-            return bool(session.query(self._sql_holds, (held.id, held.token)))
+            return bool(session.query(self.sql.holds, (held.id, held.token)))
 
     def size(self, queue: str) -> int:
         with self._errors():
-            return int(self.database.query(self._sql_size, (queue,))[0][0])
+            return int(self.database.query(self.sql.size, (queue,))[0][0])
 
     def close(self) -> None:
         self.database.close()
@@ -186,74 +159,54 @@ class DatabaseDriver:
                 token = secrets.token_hex(16)
                 # The guard cannot fail while the row is locked (or SQLite is); it is there so that a
                 # connection whose transactions are weaker than ours skips the job instead of sharing it.
-                if session.execute(self._sql_reserve, (now + self.visibility_ms, token, job_id)) == 1:
+                if session.execute(self.sql.reserve, (now + self.visibility_ms, token, job_id)) == 1:
                     body = payload if isinstance(payload, bytes) else str(payload).encode("utf-8")
                     return Delivery(str(queue), body, Held(int(job_id), token), int(expirations))
         return None
 
     def _head(self, session: Session, queues: Sequence[str]) -> tuple[Any, ...] | None:
         """The first waiting job of the first non-empty queue in ``queues``, locked for us."""
-        d, lock = self.database.dialect, self.database.dialect.skip_locked
-        waiting = f"{self._pos} IS NOT NULL"
-        if len(queues) == 1 or d.sorting_locks_every_row:
-            # One index probe per queue, in priority order: LIMIT 1 stops at the first unlocked row,
-            # where sorting several queues together would lock every row it sorted (InnoDB).
-            sql = (
-                f"SELECT {self._row} FROM {self._t} WHERE {self._queue} = ? AND {waiting} "
-                f"ORDER BY {self._pos}, {d.quote('id')} LIMIT 1{lock}"
-            )
+        if len(queues) == 1 or self.database.dialect.sorting_locks_every_row:
+            # One probe per queue in priority order: sorting several queues in one locking read
+            # would lock every row it sorted on InnoDB, and other takers would find nothing.
             for queue in queues:
-                rows = session.query(sql, (queue,))
+                rows = session.query(self.sql.head_of_one(), (queue,))
                 if rows:
                     return rows[0]
             return None
-        # Strict priority in one statement: the position of the queue in the list, then the line.
-        marks = ", ".join("?" for _ in queues)
-        rank = " ".join(f"WHEN ? THEN {i}" for i in range(len(queues)))
-        sql = (
-            f"SELECT {self._row} FROM {self._t} WHERE {self._queue} IN ({marks}) AND {waiting} "
-            f"ORDER BY CASE {self._queue} {rank} END, {self._pos}, {d.quote('id')} LIMIT 1{lock}"
-        )
-        rows = session.query(sql, (*queues, *queues))
+        rows = session.query(self.sql.head_of_first(len(queues)), (*queues, *queues))
         return rows[0] if rows else None
 
     def _tidy(self, session: Session, queues: Sequence[str], now: int) -> None:
         """Due delayed jobs join the back of their line; expired reservations return to its front."""
-        d, q = self.database.dialect, self.database.dialect.quote
-        marks = ", ".join("?" for _ in queues)
 
         def candidates(column: str) -> list[tuple[Any, ...]]:
-            sql = (
-                f"SELECT {q('id')}, {self._queue} FROM {self._t} WHERE {self._queue} IN ({marks}) "
-                f"AND {q(column)} <= ? ORDER BY {q(column)}, {q('id')} LIMIT {MIGRATE_LIMIT}{d.skip_locked}"
-            )
-            return session.query(sql, (*queues, now))
+            return session.query(self.sql.due(len(queues), column), (*queues, now))
 
         due, expired = candidates("available_at"), candidates("reserved_until")
         for queue in dict.fromkeys(str(row[1]) for row in (*due, *expired)):
-            low, high = session.query(self._sql_ends, (queue,))[0]
+            low, high = session.query(self.sql.ends, (queue,))[0]
             joining = [row[0] for row in due if row[1] == queue]
             returning = [row[0] for row in expired if row[1] == queue]
             back = 1 if high is None else int(high) + 1
             for i, job_id in enumerate(joining):
-                session.execute(self._sql_promote, (back + i, job_id))
+                session.execute(self.sql.promote, (back + i, job_id))
             if low is None:
                 low = back if joining else 1
             # Oldest deadline first, all of them in front of everything waiting.
             for i, job_id in enumerate(returning):
-                session.execute(self._sql_return, (int(low) - len(returning) + i, job_id))
+                session.execute(self.sql.give_back, (int(low) - len(returning) + i, job_id))
 
     # -- internals ---------------------------------------------------------------------------------
 
     def _back_of_line(self, session: Session, queue: str) -> int:
-        high = session.query(self._sql_ends, (queue,))[0][1]
+        high = session.query(self.sql.ends, (queue,))[0][1]
         return 1 if high is None else int(high) + 1
 
     def _insert(self, session: Session, rows: Sequence[tuple[str, str, int | None, int | None, int]]) -> None:
         for start in range(0, len(rows), _INSERT_CHUNK):
             chunk = rows[start : start + _INSERT_CHUNK]
-            sql = self._sql_insert + ", ".join(self._sql_insert_row for _ in chunk)
-            session.execute(sql, [value for row in chunk for value in row])
+            session.execute(self.sql.insert(len(chunk)), [value for row in chunk for value in row])
 
     @contextmanager
     def _transaction(self, *, clock: bool = True) -> Iterator[tuple[Session, int]]:
