@@ -66,10 +66,8 @@ class Dialect:
     # The queue driver: the server's clock in whole milliseconds since the Unix epoch, UTC.
     epoch_ms_sql: ClassVar[str] = "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
     # Appended to a take's SELECT: lock the row returned, and pass over rows other takers hold.
+    # Empty: the server has no row locks (SQLite), and a take holds the whole database instead.
     skip_locked: ClassVar[str] = ""
-    # Whether a locking SELECT that sorts locks every row it sorted, not only the one returned
-    # (InnoDB does): then a take asks each queue in turn, so LIMIT 1 stops at the first row.
-    sorting_locks_every_row: ClassVar[bool] = False
     server_version_sql: ClassVar[str | None] = None
 
     def quote(self, name: str) -> str:
@@ -289,7 +287,6 @@ class MySQLDialect(Dialect):
     # UTC, whatever the session's time zone; UNIX_TIMESTAMP(NOW(3)) would be off by an hour in a DST fold.
     epoch_ms_sql = "SELECT TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) DIV 1000"
     skip_locked = " FOR UPDATE SKIP LOCKED"
-    sorting_locks_every_row = True
     server_version_sql = "SELECT VERSION()"
 
     def begin_for_update(self, connection: Any) -> None:

@@ -166,16 +166,18 @@ class DatabaseDriver:
 
     def _head(self, session: Session, queues: Sequence[str]) -> tuple[Any, ...] | None:
         """The first waiting job of the first non-empty queue in ``queues``, locked for us."""
-        if len(queues) == 1 or self.database.dialect.sorting_locks_every_row:
-            # One probe per queue in priority order: sorting several queues in one locking read
-            # would lock every row it sorted on InnoDB, and other takers would find nothing.
-            for queue in queues:
-                rows = session.query(self.sql.head_of_one(), (queue,))
-                if rows:
-                    return rows[0]
-            return None
-        rows = session.query(self.sql.head_of_first(len(queues)), (*queues, *queues))
-        return rows[0] if rows else None
+        if not self.database.dialect.skip_locked:
+            # SQLite: the whole database is ours (BEGIN IMMEDIATE); one statement for every queue.
+            rows = session.query(self.sql.head_of_first(len(queues)), tuple(queues))
+            return rows[0] if rows else None
+        # Row locks: one probe per queue in priority order, each locking only the row it returns.
+        # One statement for all of them would lock more: sorted together, InnoDB locks every row it
+        # sorted (another taker then finds nothing), and per-queue subqueries lock each queue's head.
+        for queue in queues:
+            rows = session.query(self.sql.head_of_one(), (queue,))
+            if rows:
+                return rows[0]
+        return None
 
     def _tidy(self, session: Session, queues: Sequence[str], now: int) -> None:
         """Due delayed jobs join the back of their line; expired reservations return to its front."""

@@ -3,8 +3,7 @@
 Values are always parameters; only identifiers (quoted by the dialect), the
 count of placeholders and constant numbers are written into the text. What
 differs between servers comes from :class:`~oxide.db.dialects.Dialect`: the
-quoting, the ``FOR UPDATE SKIP LOCKED`` clause of a take, and whether a take
-over several queues may be one sorted statement. ``docs/database-driver.md``
+quoting and the ``FOR UPDATE SKIP LOCKED`` clause of a take. ``docs/database-driver.md``
 shows the statements as they run on each server.
 """
 
@@ -65,16 +64,18 @@ class JobsSql:
         )
 
     def head_of_first(self, queues: int) -> str:
-        """The first waiting job of the first non-empty of ``queues`` queues: strict priority in one statement.
+        """The first waiting job of the first non-empty of ``queues`` queues, in one statement, without locks.
 
-        Parameters: the queue names, then the same names again for their ranks.
+        One index probe per queue, joined by UNION ALL and ranked by the queue's place in the list:
+        sorting the queues' rows together instead (ORDER BY CASE queue ...) reads every waiting row,
+        15 ms at 100,000 against 0.01 ms for this on SQLite. Parameters: the queue names, in order.
         """
-        marks = ", ".join("?" for _ in range(queues))
-        rank = " ".join(f"WHEN ? THEN {i}" for i in range(queues))
-        return (
-            f"SELECT {self._row} FROM {self._t} WHERE {self._queue} IN ({marks}) AND {self._pos} IS NOT NULL "
-            f"ORDER BY CASE {self._queue} {rank} END, {self._pos}, {self._id} LIMIT 1{self.dialect.skip_locked}"
+        probes = " UNION ALL ".join(
+            f"SELECT * FROM (SELECT {i} AS {self._q('rank')}, {self._row} FROM {self._t} WHERE {self._queue} = ? "
+            f"AND {self._pos} IS NOT NULL ORDER BY {self._pos}, {self._id} LIMIT 1)"
+            for i in range(queues)
         )
+        return f"SELECT {self._row} FROM ({probes}) ORDER BY {self._q('rank')} LIMIT 1"
 
     def due(self, queues: int, column: str) -> str:
         """Up to MIGRATE_LIMIT jobs of ``queues`` queues whose ``column`` time has come, oldest first, locked."""
