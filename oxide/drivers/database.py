@@ -181,15 +181,12 @@ class DatabaseDriver:
 
     def _tidy(self, session: Session, queues: Sequence[str], now: int) -> None:
         """Due delayed jobs join the back of their line; expired reservations return to its front."""
-
-        def candidates(column: str) -> list[tuple[Any, ...]]:
-            return session.query(self.sql.due(len(queues), column), (*queues, now))
-
-        due, expired = candidates("available_at"), candidates("reserved_until")
-        for queue in dict.fromkeys(str(row[1]) for row in (*due, *expired)):
+        for queue in dict.fromkeys(queues):
+            joining = [row[0] for row in session.query(self.sql.due("available_at"), (queue, now))]
+            returning = [row[0] for row in session.query(self.sql.due("reserved_until"), (queue, now))]
+            if not joining and not returning:
+                continue
             low, high = session.query(self.sql.ends, (queue,))[0]
-            joining = [row[0] for row in due if row[1] == queue]
-            returning = [row[0] for row in expired if row[1] == queue]
             back = 1 if high is None else int(high) + 1
             for i, job_id in enumerate(joining):
                 session.execute(self.sql.promote, (back + i, job_id))

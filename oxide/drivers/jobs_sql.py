@@ -13,7 +13,7 @@ from ..db.dialects import Dialect
 
 __all__ = ["MIGRATE_LIMIT", "JobsSql"]
 
-MIGRATE_LIMIT = 100  # due, and expired, jobs a take moves at most; the rest move on the next take
+MIGRATE_LIMIT = 100  # due, and expired, jobs a take moves per queue at most (as reserve.lua); the rest next time
 
 
 class JobsSql:
@@ -77,11 +77,15 @@ class JobsSql:
         )
         return f"SELECT {self._row} FROM ({probes}) ORDER BY {self._q('rank')} LIMIT 1"
 
-    def due(self, queues: int, column: str) -> str:
-        """Up to MIGRATE_LIMIT jobs of ``queues`` queues whose ``column`` time has come, oldest first, locked."""
+    def due(self, column: str) -> str:
+        """Up to MIGRATE_LIMIT jobs of one queue whose ``column`` time has come, oldest first, locked.
+
+        One queue at a time, so that the index (queue, column, id) hands the rows out in order and
+        LIMIT stops the scan: over several queues the server would sort every due row first (58 ms
+        with 66,000 due on PostgreSQL, against 0.3 ms).
+        """
         q = self._q
-        marks = ", ".join("?" for _ in range(queues))
         return (
-            f"SELECT {self._id}, {self._queue} FROM {self._t} WHERE {self._queue} IN ({marks}) AND {q(column)} <= ? "
+            f"SELECT {self._id} FROM {self._t} WHERE {self._queue} = ? AND {q(column)} <= ? "
             f"ORDER BY {q(column)}, {self._id} LIMIT {MIGRATE_LIMIT}{self.dialect.skip_locked}"
         )

@@ -25,8 +25,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_queue_line_position_index ON jobs (queue, line_position, id);
-CREATE INDEX IF NOT EXISTS jobs_queue_available_at_index ON jobs (queue, available_at);
-CREATE INDEX IF NOT EXISTS jobs_queue_reserved_until_index ON jobs (queue, reserved_until);
+CREATE INDEX IF NOT EXISTS jobs_queue_available_at_index ON jobs (queue, available_at, id);
+CREATE INDEX IF NOT EXISTS jobs_queue_reserved_until_index ON jobs (queue, reserved_until, id);
 
 -- dialect: postgresql
 CREATE TABLE IF NOT EXISTS jobs (
@@ -41,12 +41,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_queue_line_position_index ON jobs (queue, line_position, id);
-CREATE INDEX IF NOT EXISTS jobs_queue_available_at_index ON jobs (queue, available_at);
-CREATE INDEX IF NOT EXISTS jobs_queue_reserved_until_index ON jobs (queue, reserved_until);
+CREATE INDEX IF NOT EXISTS jobs_queue_available_at_index ON jobs (queue, available_at, id);
+CREATE INDEX IF NOT EXISTS jobs_queue_reserved_until_index ON jobs (queue, reserved_until, id);
 
 -- dialect: mysql
 -- LONGTEXT: TEXT stops at 64 KiB. utf8mb4 with the binary collation keeps every body byte for byte.
--- InnoDB keeps the primary key in every index, so (queue, line_position) is ordered by id too.
+-- InnoDB keeps the primary key in every index, so each index below is ordered by id after its columns.
 CREATE TABLE IF NOT EXISTS jobs (
     id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
     queue VARCHAR(255) NOT NULL,
