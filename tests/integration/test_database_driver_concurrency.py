@@ -34,7 +34,8 @@ from oxide.drivers import Delivery
 from oxide.drivers.database import DatabaseDriver
 from tests.conftest import ScratchDatabase
 
-JOBS = 2000
+JOBS = 2000  # drained by four live processes
+KILL_JOBS = 1000  # drained while one of them is killed: fewer, to keep the test near half a minute
 PROCESSES = 4
 HOLD = 4  # jobs a process holds before acknowledging them
 VICTIM_AFTER_BATCHES = 20
@@ -133,11 +134,11 @@ def _start(url: str, queue: str, visibility_secs: float, path: Path, victim: boo
 
 
 def run_drain(
-    scratch: ScratchDatabase, tmp_path: Path, queue: str, visibility_secs: float, *, kill_one: bool
+    scratch: ScratchDatabase, tmp_path: Path, queue: str, visibility_secs: float, *, jobs: int, kill_one: bool
 ) -> tuple[list[Records], float]:
-    """Push JOBS jobs, drain them with PROCESSES processes; returns their records and the seconds it took."""
+    """Push ``jobs`` jobs, drain them with PROCESSES processes; returns their records and the seconds it took."""
     producer = _driver(scratch.url, visibility_secs)
-    producer.push_many(queue, [f"job-{n}" for n in range(JOBS)])
+    producer.push_many(queue, [f"job-{n}" for n in range(jobs)])
     producer.close()
     paths = [tmp_path / f"{queue}-{i}.log" for i in range(PROCESSES)]
     started = time.monotonic()
@@ -187,7 +188,7 @@ def test_four_processes_take_every_job_exactly_once_and_a_killed_one_loses_nothi
     everything = {f"job-{n}" for n in range(JOBS)}
 
     # 1. All alive.
-    records, elapsed = run_drain(migrated, tmp_path, "alive", 60, kill_one=False)
+    records, elapsed = run_drain(migrated, tmp_path, "alive", 60, jobs=JOBS, kill_one=False)
     taken = Counter(body for r in records for body, _ in r.takes)
     assert set(taken) == everything
     assert [body for body, count in taken.items() if count > 1] == []
@@ -204,7 +205,8 @@ def test_four_processes_take_every_job_exactly_once_and_a_killed_one_loses_nothi
 
     # 2. One killed while it holds a batch and an open take transaction.
     visibility = 2.0
-    records, elapsed = run_drain(migrated, tmp_path, "killed", visibility, kill_one=True)
+    everything = {f"job-{n}" for n in range(KILL_JOBS)}
+    records, elapsed = run_drain(migrated, tmp_path, "killed", visibility, jobs=KILL_JOBS, kill_one=True)
     victim, survivors = records[0], records[1:]
     held = {body for body, _ in victim.takes} - {body for body, _ in victim.acks}
     assert 1 <= len(held) <= HOLD
@@ -222,7 +224,7 @@ def test_four_processes_take_every_job_exactly_once_and_a_killed_one_loses_nothi
     assert all(e == 0 for r in survivors for body, e in r.takes if body not in held)
     assert _rows_left(migrated) == 0
     print(
-        f"[{migrated.dialect}] killed: {JOBS} jobs, {PROCESSES} processes, 1 SIGKILL holding {len(held)}, "
+        f"[{migrated.dialect}] killed: {KILL_JOBS} jobs, {PROCESSES} processes, 1 SIGKILL holding {len(held)}, "
         f"lost {len(lost)}, duplicates {len(taken_twice)}, {elapsed:.1f}s (visibility {visibility:g}s)"
     )
 
