@@ -194,6 +194,18 @@ def test_ack_release_and_extend_after_expiry_return_false_and_queue_nothing(dut:
     assert w1.pop([queue], EMPTY) is None
 
 
+def test_an_ack_after_the_deadline_succeeds_while_no_take_has_returned_the_job(dut: DriverUnderTest) -> None:
+    queue, other = dut.queues("q", "other")
+    w1, w2 = dut.driver, dut.another()
+    w1.push(queue, "slow")
+    w1.push(other, "elsewhere")
+    delivery = take(w1, [queue])
+    dut.clock.advance(dut.visibility_secs * 2)
+    assert take(w2, [other]).body == b"elsewhere"  # a take that does not name the queue leaves it alone
+    assert w1.ack(delivery) is True  # nobody else has the job: the late ack still removes it
+    assert w2.pop([queue], EMPTY) is None
+
+
 @pytest.mark.parametrize(
     "body",
     [
