@@ -87,6 +87,7 @@ class Driver(Protocol):
 _FACTORIES: dict[str, str] = {
     "sync": "oxide.drivers.sync:SyncDriver",
     "redis": "oxide.drivers.redis:RedisDriver",
+    "database": "oxide.drivers.database:DatabaseDriver",
 }
 
 

@@ -145,7 +145,7 @@ class RedisDriver:
             if not self.reserving:
                 return self._brpop(queues, timeout_secs)
             taken = self.scripts.reserve(queues)
-            if not taken:
+            if not taken and timeout_secs > 0:  # BRPOP with 0 would block for ever
                 self.scripts.wait(queues, min(timeout_secs, self.config.poll_interval_secs))
                 taken = self.scripts.reserve(queues)
         if not taken:
@@ -155,6 +155,12 @@ class RedisDriver:
 
     def _brpop(self, queues: Sequence[str], timeout_secs: float) -> Delivery | None:
         self.scripts.promote(queues)
+        if timeout_secs <= 0:  # no wait asked for, and BRPOP with 0 would block for ever
+            for queue in queues:
+                body = self._client.rpop(queue_key(queue))
+                if body is not None:
+                    return Delivery(queue=queue, body=_as_bytes(body))
+            return None
         reply = self._client.brpop([queue_key(q) for q in queues], timeout=timeout_secs)
         if reply is None:
             return None

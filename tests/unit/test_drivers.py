@@ -289,3 +289,13 @@ def test_an_unreachable_server_is_connection_unavailable(tmp_path: Any) -> None:
         app.push(None, None, Job("e", "l", 1))
     assert "hunter2" not in str(info.value)
     app.close()
+
+
+@pytest.mark.parametrize("visibility", [90, 0])
+def test_a_take_with_no_wait_returns_at_once(client: Any, visibility: int) -> None:
+    driver = redis_driver_for(client, visibility_timeout_secs=visibility)
+    assert driver.pop(["a", "b"], 0) is None  # would block for ever if 0 reached BRPOP
+    driver.push("b", "x")
+    delivery = driver.pop(["a", "b"], 0)
+    assert delivery is not None
+    assert (delivery.queue, delivery.body) == ("b", b"x")
