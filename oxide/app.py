@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import uuid
@@ -30,9 +31,9 @@ class Registration:
     def listener_type(self) -> str:
         return listener_type_of(self.listener)
 
-    @property
+    @functools.cached_property
     def is_async(self) -> bool:
-        """Whether the listener's ``handle`` is ``async def`` (its timeout is asyncio's, not SIGALRM)."""
+        """Whether the listener's ``handle`` is ``async def`` (its timeout is asyncio's, not SIGALRM); asked per job, so kept."""
         import inspect
 
         return inspect.iscoroutinefunction(getattr(self.listener, "handle", None))

@@ -35,6 +35,7 @@ MAX_PAYLOAD_DEPTH = 126
 
 _REQUIRED = ("event_name", "listener_type", "payload")
 _KNOWN_OPTIONAL = ("uuid", "attempts")
+_QUOTED_FIELDS = tuple(f'"{name}"' for name in (*_REQUIRED, *_KNOWN_OPTIONAL))  # built once: checked per job
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 # serde_json escapes exactly '"', '\\' and the C0 controls; everything else is raw UTF-8.
@@ -263,7 +264,7 @@ class Job:
         if not isinstance(value, dict):
             raise JobDecodeError(f"a job is a JSON object, got {type(value).__name__}")
         # A duplicate shows as a name written twice, or hides behind an escape ("event\u005fname").
-        if "\\u" in text or any(text.count(f'"{name}"') > 1 for name in (*_REQUIRED, *_KNOWN_OPTIONAL)):
+        if "\\u" in text or any(text.count(quoted) > 1 for quoted in _QUOTED_FIELDS):
             _refuse_duplicate_fields(text)
         return cls.from_dict(value, check_text=text)
 

@@ -13,6 +13,7 @@ reply would hide a lost job, so reconnection is the worker's decision, logged.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 __all__ = ["KEY_PREFIX", "RedisDriver", "connect", "queue_key"]
 
 KEY_PREFIX = "oxide:queue:"
+# A busy worker moves due delayed and expired jobs back into its queues at most this often (every
+# take that finds nothing does it too): it costs two commands per queue, more than the take.
+MIGRATE_EVERY_SECS = 0.1
 _PREFIX_BYTES = KEY_PREFIX.encode()
 
 
@@ -102,6 +106,7 @@ class RedisDriver:
             client if client is not None else connect(config.url, read_timeout_secs=config.block_timeout_secs + 10)
         )
         self.reserving = config.visibility_timeout_secs > 0
+        self._next_migration = 0.0  # time.monotonic() of the next take that migrates
         self.scripts = Reservations(
             self._client, visibility_ms=round(config.visibility_timeout_secs * 1000), clock_ms=clock_ms
         )
@@ -160,7 +165,15 @@ class RedisDriver:
                 delivery = self._brpop(queues, timeout_secs)
                 return [True] * len(done), [] if delivery is None else [delivery]
             receipts = [d.receipt for d in done if d.receipt is not None]
-            held, taken = self.scripts.ack_and_reserve(receipts, queues, limit)
+            now = time.monotonic()
+            migrate = now >= self._next_migration
+            if migrate:
+                self._next_migration = now + MIGRATE_EVERY_SECS
+            held, taken = self.scripts.ack_and_reserve(receipts, queues, limit, migrate=migrate)
+            if not taken and not migrate and limit > 0:
+                # Nothing ready: maybe something is due. Look before going to sleep.
+                self._next_migration = now + MIGRATE_EVERY_SECS
+                taken = self.scripts.reserve(queues, limit)
             if not taken and limit > 0:
                 self.scripts.wait(queues, min(timeout_secs, self.config.poll_interval_secs))
                 taken = self.scripts.reserve(queues, limit)
@@ -180,7 +193,10 @@ class RedisDriver:
         return back + len(plain)
 
     def _brpop(self, queues: Sequence[str], timeout_secs: float) -> Delivery | None:
-        self.scripts.promote(queues)
+        now = time.monotonic()
+        if now >= self._next_migration:  # due delayed jobs: a second round trip, so not on every take
+            self._next_migration = now + MIGRATE_EVERY_SECS
+            self.scripts.promote(queues)
         reply = self._client.brpop([queue_key(q) for q in queues], timeout=timeout_secs)
         if reply is None:
             return None

@@ -80,15 +80,16 @@ class Reservations:
         return self.ack_and_reserve((), queues, limit)[1]
 
     def ack_and_reserve(
-        self, done: Sequence[Reserved], queues: Sequence[str], limit: int = 1
+        self, done: Sequence[Reserved], queues: Sequence[str], limit: int = 1, *, migrate: bool = True
     ) -> tuple[list[bool], list[Reserved]]:
         """Acknowledge ``done``, then take up to ``limit`` jobs as :meth:`reserve` does: one round trip.
 
         Returns, for each job of ``done``, whether its reservation was still held (as :meth:`ack`),
-        and the jobs taken. Every job of ``done`` must come from one of ``queues``.
+        and the jobs taken. Every job of ``done`` must come from one of ``queues``. ``migrate=False``
+        skips moving due delayed and expired jobs back into the queues this time.
         """
         keys = [key for queue in queues for key in keys_of(queue)]
-        args: list[Any] = [self._now(), self.visibility_ms, self._token(), limit]
+        args: list[Any] = [self._now(), self.visibility_ms, self._token(), limit, "1" if migrate else "0"]
         if done:
             index = {queue: i for i, queue in enumerate(queues, 1)}
             for job in done:

@@ -113,13 +113,14 @@ class ReservationMachine(RuleBasedStateMachine):
     def tick(self, dt: int) -> None:
         self.now += dt
 
-    def _take(self, queues: list[str], limit: int) -> tuple[str | None, list[bytes]]:
+    def _take(self, queues: list[str], limit: int, migrate: bool = True) -> tuple[str | None, list[bytes]]:
         """The model of reserve.lua's take: queue by queue, migrate it, then take from it if it has jobs.
 
         A queue below the one taken from is not migrated in that call.
         """
         for q in queues:
-            self._migrate(q)
+            if migrate:
+                self._migrate(q)
             m = self.model[q]
             if m.ready:
                 return q, [m.ready.popleft() for _ in range(min(limit, len(m.ready)))]
@@ -143,13 +144,13 @@ class ReservationMachine(RuleBasedStateMachine):
         got = self.res.reserve([self._name(q) for q in queues], limit)
         return self._check_taken(got, *self._take(queues, limit))
 
-    @rule(target=held, done=consumes(held), limit=st.integers(0, 3))
-    def ack_and_reserve(self, done: Reserved, limit: int) -> Any:
+    @rule(target=held, done=consumes(held), limit=st.integers(0, 3), migrate=st.booleans())
+    def ack_and_reserve(self, done: Reserved, limit: int, migrate: bool) -> Any:
         # The worker's fused call: acknowledge the job it finished and take the next, in one script call.
         queues = list(QUEUES)
         m = self.model[self._queue_of(done)]
         expected_held = done.member in m.reserved
-        held, got = self.res.ack_and_reserve([done], [self._name(q) for q in queues], limit)
+        held, got = self.res.ack_and_reserve([done], [self._name(q) for q in queues], limit, migrate=migrate)
         assert held == [expected_held]
         if expected_held:
             del m.reserved[done.member]
@@ -158,7 +159,7 @@ class ReservationMachine(RuleBasedStateMachine):
         if limit == 0:
             assert got == []
             return multiple()
-        return self._check_taken(got, *self._take(queues, limit))
+        return self._check_taken(got, *self._take(queues, limit, migrate))
 
     @rule(r=consumes(held))
     def give_back(self, r: Reserved) -> None:

@@ -49,8 +49,9 @@ def test_each_job_costs_one_script_call_that_also_acknowledges_the_previous_one(
     assert worker(h, driver, ["high", "low"]).run() is StopReason.QUEUE_EMPTY
     assert h.recorder.seen == [f"j{n}" for n in range(5)]
     assert "ack" not in calls  # every acknowledgement rode on a take
-    # five takes that found a job, then the empty one (which acknowledged the last job), and its retry after the wait
-    assert calls["reserve"] == 7
+    # five takes that found a job; then the empty one (which acknowledged the last job), a look for
+    # due jobs (that take had skipped it), and the retry after the idle wait
+    assert calls["reserve"] == 8
     assert h.driver.client.zcard(keys_of("low")[1]) == 0  # nothing left reserved: all acknowledged
 
 
@@ -69,7 +70,7 @@ def test_prefetch_takes_a_batch_in_one_call_and_keeps_fifo(h: Harness) -> None:
     h.push("low", *(greet(f"j{n}") for n in range(6)))
     worker(h, driver, ["high", "low"], prefetch=3).run()
     assert h.recorder.seen == [f"j{n}" for n in range(6)]
-    assert calls["reserve"] == 4  # two batches of three, then the empty take and its retry
+    assert calls["reserve"] == 5  # two batches of three, then the empty take, its look for due jobs, its retry
     assert h.driver.client.zcard(keys_of("low")[1]) == 0
 
 

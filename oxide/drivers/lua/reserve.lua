@@ -13,7 +13,8 @@
 -- ARGV[2] visibility timeout in ms
 -- ARGV[3] token prefix, unique to this call (no "|" in it)
 -- ARGV[4] how many jobs to take at most (>= 0), all from the same queue; 0 only acknowledges
--- ARGV[5..] pairs: queue index (1-based, into KEYS' queues), member of a job to acknowledge
+-- ARGV[5] "1" to move due delayed and expired jobs first (see below), "0" to skip that this time
+-- ARGV[6..] pairs: queue index (1-based, into KEYS' queues), member of a job to acknowledge
 -- Returns a flat list: first a string with one character per acknowledgement, "1" if the
 -- reservation was still held, "0" if it had expired (as ack.lua returns); then, if a job was
 -- taken, the queue index (1-based), then for each job taken: member, crash count.
@@ -22,13 +23,15 @@
 -- deadline passed return to the front (they are the oldest), their expiry counted in crashes
 -- so that a job that kills its worker still uses up attempts. A queue below the one taken from
 -- is left for a later call: nothing of it could be taken now, and the work per call stays
--- bounded (MIGRATE per set) and independent of how many jobs wait.
+-- bounded (MIGRATE per set) and independent of how many jobs wait. A busy worker asks for this
+-- step only every so often (ARGV[5]; the driver's MIGRATE_EVERY_SECS): it is two commands per
+-- queue, more than the take itself, and a deadline 90 s away is not missed by a fraction of a second.
 -- Reading TIME and then writing needs effects replication: the default since Redis 5, asked for
 -- explicitly for servers configured otherwise (a no-op on 7; absent from some emulators).
 if redis.replicate_commands then redis.replicate_commands() end
 
 local acked = {}
-for a = 5, #ARGV, 2 do
+for a = 6, #ARGV, 2 do
   local base = (tonumber(ARGV[a]) - 1) * 5
   local member = ARGV[a + 1]
   acked[#acked + 1] = tostring(redis.call('ZREM', KEYS[base + 2], member))
@@ -47,17 +50,18 @@ local deadline = now + tonumber(ARGV[2])
 local prefix = ARGV[3]
 local queues = #KEYS / 5
 local MIGRATE = 100 -- bound the work of one call; the rest moves on the next call
+local migrate = ARGV[5] == '1'
 
 for i = 0, queues - 1 do
   local ready, reserved, delayed, crashes = KEYS[i*5+1], KEYS[i*5+2], KEYS[i*5+3], KEYS[i*5+5]
-  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, MIGRATE)
+  local due = migrate and redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, MIGRATE) or {}
   if #due > 0 then
     redis.call('ZREM', delayed, unpack(due))
     for _, member in ipairs(due) do
       redis.call('LPUSH', ready, string.sub(member, string.find(member, '|', 1, true) + 1))
     end
   end
-  local expired = redis.call('ZRANGEBYSCORE', reserved, '-inf', now, 'LIMIT', 0, MIGRATE)
+  local expired = migrate and redis.call('ZRANGEBYSCORE', reserved, '-inf', now, 'LIMIT', 0, MIGRATE) or {}
   if #expired > 0 then
     redis.call('ZREM', reserved, unpack(expired))
     -- Newest first, so that the oldest reservation ends up at the very front.
