@@ -12,7 +12,7 @@ from bench.run import PEERS, Figure, Settings
 def _num(value: float, unit: str) -> str:
     if math.isnan(value):
         return "-"
-    if unit in ("s", "MB"):
+    if unit in ("s", "MB", "us"):
         return f"{value:.3f}" if unit == "s" else f"{value:.1f}"
     return f"{value:,.0f}"
 
@@ -96,7 +96,7 @@ def plot(path: Path, figures: dict[str, Figure], facts: dict[str, str]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [f for f in figures.values() if f.runs and f.unit not in {"s", "MB"}]
+    shown = [f for f in figures.values() if f.runs and f.unit not in {"s", "MB", "us"}]
     labels = [f.label for f in shown]
     medians = [f.median for f in shown]
     low = [f.median - min(f.runs) for f in shown]

@@ -99,6 +99,26 @@ def private_redis() -> Iterator[str]:
             proc.wait(timeout=10)
 
 
+SERVER_TIME_OF = {"raw_brpop": "brpop", "drain": "evalsha", "drain_plain": "brpop", "drain_prefetch": "evalsha"}
+
+
+def reset_command_stats(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.config_resetstat()
+    client.close()
+
+
+def usec_per_call(url: str, command: str) -> float | None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    stats = client.info("commandstats").get(f"cmdstat_{command}")
+    client.close()
+    return None if stats is None else float(stats["usec_per_call"])
+
+
 def flush(url: str) -> None:
     import redis
 
@@ -331,6 +351,13 @@ def figures_for(s: Settings) -> dict[str, Figure]:
         ),
         Figure("help", "oxide --help, wall time", "s", target="< 0.3 s", higher_is_better=False),
     ]
+    # Where the time of one take goes on the server: INFO commandstats' usec_per_call of the take's command.
+    fs += [
+        Figure("srv_raw_brpop", "server time per take: raw BRPOP", "us", higher_is_better=False),
+        Figure("srv_drain", "server time per take: reserve script (ack + take)", "us", higher_is_better=False),
+        Figure("srv_drain_plain", "server time per take: BRPOP, reservations off", "us", higher_is_better=False),
+        Figure("srv_drain_prefetch", "server time per take: reserve script, 50 jobs", "us", higher_is_better=False),
+    ]
     return {f.key: f for f in fs}
 
 
@@ -363,12 +390,16 @@ def run(url: str, s: Settings, workdir: Path, only: set[str] | None) -> dict[str
             if not wanted(key):
                 continue
             flush(url)
+            reset_command_stats(url)
             try:
                 value = measure()
             except Exception as exc:
                 print(f"bench: {key}: {type(exc).__name__}: {exc}", file=sys.stderr)
                 continue
             figures[key].runs.append(value)
+            command = SERVER_TIME_OF.get(key)
+            if command is not None and (usec := usec_per_call(url, command)) is not None:
+                figures[f"srv_{key}"].runs.append(usec)
             print(f"[{repeat + 1}/{s.repeats}] {figures[key].label}: {value:,.3f} {figures[key].unit}", flush=True)
     if wanted("rss_growth"):
         _rate, rss_first, rss_last = drain(url, "oxide", s.rss_jobs, workdir, rss_at=1000)
@@ -417,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(
         n_produce=300 if smoke else 20_000,
         n_drain=300 if smoke else 2_000,
-        n_failed=100 if smoke else 2_000,
+        n_failed=100 if smoke else 500,
         repeats=args.repeats or (1 if smoke else 3),
         depth=args.depth or (3_000 if smoke else 100_000),
         depth_jobs=200 if smoke else 1_000,
