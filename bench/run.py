@@ -456,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
         smoke=smoke,
     )
     only = set(args.only.split(",")) if args.only else None
+    # SIGTERM (nox interrupted, CI cancelled) unwinds like Ctrl-C, so the private server and the worker stop too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     out = args.out or (Path(tempfile.mkdtemp(prefix="oxide-bench-smoke-")) if smoke else ROOT / "bench" / "results")
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
