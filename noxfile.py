@@ -81,3 +81,12 @@ def typecheck(session: nox.Session) -> None:
 def deploy(session: nox.Session) -> None:
     """The workflow and deployment files: actionlint, schemas, hadolint, units; Redis 6.2 (.ci/check-deploy)."""
     session.run("bash", ".ci/check-deploy", external=True)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmarks (docs/performance.md): ``nox -s bench``, or ``nox -s bench -- --smoke`` (CI, under a minute)."""
+    session.install("-e", ".[bench]")
+    # arq pins redis-py below 6, which celery's Redis transport refuses; arq runs fine on 6.x.
+    session.install("--no-deps", "arq>=0.26")
+    session.run("python", "-m", "bench", *session.posargs)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +31,9 @@ class Registration:
     def listener_type(self) -> str:
         return listener_type_of(self.listener)
 
-    @property
+    @functools.cached_property
     def is_async(self) -> bool:
-        """Whether the listener's ``handle`` is ``async def`` (its timeout is asyncio's, not SIGALRM)."""
+        """Whether the listener's ``handle`` is ``async def`` (its timeout is asyncio's, not SIGALRM); asked per job, so kept."""
         import inspect
 
         return inspect.iscoroutinefunction(getattr(self.listener, "handle", None))
@@ -112,6 +113,24 @@ class App:
 
     def dispatch(self, event: Event) -> None:
         """Run inline listeners now and push a job for each queued one, in registration order."""
+        for connection, queue, job in self._jobs_for(event):
+            self.push(connection, queue, job)
+
+    def dispatch_many(self, events: Sequence[Event]) -> None:
+        """Dispatch several events: one ``push_many`` per (connection, queue), in event order.
+
+        Inline listeners run as each event comes; the queued jobs are pushed after the last one,
+        so the jobs of one queue arrive in one round trip where the driver allows, in order.
+        """
+        batches: dict[tuple[str, str], list[str]] = {}
+        for event in events:
+            for connection, queue, job in self._jobs_for(event):
+                batches.setdefault((connection, queue), []).append(job.to_json())
+        for (connection, queue), bodies in batches.items():
+            self.driver(connection).push_many(queue, bodies)
+
+    def _jobs_for(self, event: Event) -> Iterator[tuple[str, str, Job]]:
+        """Run ``event``'s inline listeners and yield (connection, queue, job) for its queued ones, in order."""
         registrations = self._by_event.get(type(event).event_name, ())
         payload: Any = None
         for registration in registrations:
@@ -124,7 +143,7 @@ class App:
             job = Job(event.event_name, registration.listener_type, payload, uuid=str(uuid.uuid4()))
             mode = registration.mode
             connection = self.config.connection(mode.connection)
-            self.push(connection.name, mode.queue_name or connection.queue, job)
+            yield connection.name, check_queue_name(mode.queue_name or connection.queue), job
 
     def push(self, connection: str | None, queue: str | None, job: Job) -> None:
         """Push one job onto ``queue`` of ``connection`` (``None``: the defaults)."""

@@ -113,24 +113,63 @@ class ReservationMachine(RuleBasedStateMachine):
     def tick(self, dt: int) -> None:
         self.now += dt
 
-    @rule(target=held, order=st.permutations(QUEUES), k=st.integers(1, 3), limit=st.integers(1, 3))
-    def reserve(self, order: list[str], k: int, limit: int) -> Any:
-        queues = order[:k]
-        got = self.res.reserve([self._name(q) for q in queues], limit)
+    def _take(self, queues: list[str], limit: int, migrate: bool = True) -> tuple[str | None, list[bytes]]:
+        """The model of reserve.lua's take: queue by queue, migrate it, then take from it if it has jobs.
+
+        A queue below the one taken from is not migrated in that call.
+        """
         for q in queues:
-            self._migrate(q)
-        expected_queue = next((q for q in queues if self.model[q].ready), None)
-        if expected_queue is None:
+            if migrate:
+                self._migrate(q)
+            m = self.model[q]
+            if m.ready:
+                return q, [m.ready.popleft() for _ in range(min(limit, len(m.ready)))]
+        return None, []
+
+    def _check_taken(self, got: list[Reserved], queue: str | None, expected: list[bytes]) -> Any:
+        if queue is None:
             assert got == []
             return multiple()
-        m = self.model[expected_queue]
-        expected = [m.ready.popleft() for _ in range(min(limit, len(m.ready)))]
+        m = self.model[queue]
         assert [r.body for r in got] == expected
-        assert {r.queue for r in got} == {self._name(expected_queue)}
+        assert {r.queue for r in got} == {self._name(queue)}
         for r in got:
             assert r.crashes == m.crashes.get(r.body, 0)
             m.reserved[r.member] = self.now + VISIBILITY_MS
         return multiple(*got)
+
+    @rule(target=held, order=st.permutations(QUEUES), k=st.integers(1, 3), limit=st.integers(1, 3))
+    def reserve(self, order: list[str], k: int, limit: int) -> Any:
+        queues = order[:k]
+        got = self.res.reserve([self._name(q) for q in queues], limit)
+        return self._check_taken(got, *self._take(queues, limit))
+
+    @rule(target=held, done=consumes(held), limit=st.integers(0, 3), migrate=st.booleans())
+    def ack_and_reserve(self, done: Reserved, limit: int, migrate: bool) -> Any:
+        # The worker's fused call: acknowledge the job it finished and take the next, in one script call.
+        queues = list(QUEUES)
+        m = self.model[self._queue_of(done)]
+        expected_held = done.member in m.reserved
+        held, got = self.res.ack_and_reserve([done], [self._name(q) for q in queues], limit, migrate=migrate)
+        assert held == [expected_held]
+        if expected_held:
+            del m.reserved[done.member]
+            self.acked += 1
+        m.crashes.pop(done.body, None)
+        if limit == 0:
+            assert got == []
+            return multiple()
+        return self._check_taken(got, *self._take(queues, limit, migrate))
+
+    @rule(r=consumes(held))
+    def give_back(self, r: Reserved) -> None:
+        # A prefetched job never started: back to the front of its queue, no attempt counted.
+        m = self.model[self._queue_of(r)]
+        expected = r.member in m.reserved
+        assert self.res.give_back([r]) == int(expected)
+        if expected:
+            del m.reserved[r.member]
+            m.ready.appendleft(r.body)
 
     @rule(r=consumes(held))
     def ack(self, r: Reserved) -> None:
