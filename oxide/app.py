@@ -123,19 +123,27 @@ class App:
             job = Job(event.event_name, registration.listener_type, payload, uuid=str(uuid.uuid4()))
             mode = registration.mode
             connection = self.config.connection(mode.connection)
-            self.push(connection.name, mode.queue_name or connection.queue, job)
+            self.push(connection.name, mode.queue_name or connection.queue, job, delay=mode.delay_secs or 0.0)
 
-    def push(self, connection: str | None, queue: str | None, job: Job) -> None:
-        """Push one job onto ``queue`` of ``connection`` (``None``: the defaults)."""
+    def push(self, connection: str | None, queue: str | None, job: Job, *, delay: float = 0.0) -> None:
+        """Push one job onto ``queue`` of ``connection`` (``None``: the defaults), ready after ``delay`` seconds."""
+        self.push_many(connection, queue, [job], delay=delay)
+
+    def push_many(self, connection: str | None, queue: str | None, jobs: Sequence[Job], *, delay: float = 0.0) -> None:
+        """Push several jobs in order, in as few round trips as the driver allows, ready after ``delay`` seconds."""
+        delay_secs = _delay_secs(delay)
         conn = self.config.connection(connection)
         name = check_queue_name(conn.queue if queue is None else queue)
-        self.driver(conn.name).push(name, job.to_json())
-
-    def push_many(self, connection: str | None, queue: str | None, jobs: Sequence[Job]) -> None:
-        """Push several jobs in order, in as few round trips as the driver allows."""
-        conn = self.config.connection(connection)
-        name = check_queue_name(conn.queue if queue is None else queue)
-        self.driver(conn.name).push_many(name, [job.to_json() for job in jobs])
+        bodies = [job.to_json() for job in jobs]
+        if not bodies:
+            return
+        driver = self.driver(conn.name)
+        if delay_secs > 0:
+            driver.later(name, bodies, delay_secs)
+        elif len(bodies) == 1:
+            driver.push(name, bodies[0])
+        else:
+            driver.push_many(name, bodies)
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -173,6 +181,12 @@ class App:
         """Run one encoded job inline (the sync driver); the listener's exception propagates."""
         _job, registration, event = self.decode(body)
         run_handler(registration.make_listener(), event)
+
+
+def _delay_secs(delay: object) -> float:
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay < float("inf"):
+        raise OxideError(f"push: delay: expected a finite number of seconds >= 0, got {delay!r}")
+    return float(delay)
 
 
 def load_app(spec: str) -> App:
