@@ -34,16 +34,33 @@ def tick(token: str, sleep_ms: float = 0.0) -> str:
     return Job("test.tick", TICK_LISTENER, {"sleep_ms": sleep_ms, "token": token}, uuid=token).to_json()
 
 
-def write_config(directory: Path, block_timeout_secs: float = 5.0) -> Path:
-    """A config/ for the recorder app: one redis connection read from $REDIS_URL, failures only logged."""
+def write_config(
+    directory: Path,
+    block_timeout_secs: float = 5.0,
+    *,
+    visibility_timeout_secs: float | None = None,
+    failed_database: bool = False,
+) -> Path:
+    """A config/ for the recorder app: one redis connection read from $REDIS_URL.
+
+    Failures are only logged, unless ``failed_database``: then they go to ``failed_jobs`` in a SQLite
+    file under ``directory`` (run ``vendor:publish queue`` and ``migrate`` first).
+    """
     config = directory / "config"
     config.mkdir(parents=True, exist_ok=True)
+    visibility = "" if visibility_timeout_secs is None else f"visibility_timeout_secs = {visibility_timeout_secs}\n"
+    failed = "database" if failed_database else "none"
     (config / "queue.toml").write_text(
         'default = "redis"\n\n[connections.redis]\ndriver = "redis"\nurl = "${REDIS_URL}"\n'
-        f"block_timeout_secs = {block_timeout_secs}\n\n"
-        '[connections.sync]\ndriver = "sync"\n\n[failed]\ndriver = "none"\n',
+        f"block_timeout_secs = {block_timeout_secs}\n{visibility}\n"
+        f'[connections.sync]\ndriver = "sync"\n\n[failed]\ndriver = "{failed}"\n',
         encoding="utf-8",
     )
+    if failed_database:
+        (config / "database.toml").write_text(
+            'default = "sqlite"\n\n[connections.sqlite]\nurl = "sqlite:///database/database.sqlite"\n',
+            encoding="utf-8",
+        )
     return config
 
 
