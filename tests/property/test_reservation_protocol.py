@@ -147,7 +147,7 @@ class ReservationMachine(RuleBasedStateMachine):
         if expected:
             del m.reserved[r.member]
             self.acked += 1
-        m.crashes.pop(r.body, None)
+            m.crashes.pop(r.body, None)
 
     @rule(r=consumes(held), delay=st.sampled_from([0, 0, 500, 2000]))
     def release(self, r: Reserved, delay: int) -> None:

@@ -554,3 +554,25 @@ def test_the_sync_connection_runs_a_delayed_listener_at_once(clock: FakeClock) -
     app.listen(Greeted, flaky, Mode.queue("sync").delay(60))
     app.dispatch(Greeted(name="inline"))
     assert len(flaky.runs) == 1
+
+
+def test_a_late_ack_from_a_paused_worker_does_not_wipe_the_crash_count_of_the_next_run(
+    clock: FakeClock, driver: ClockedDriver
+) -> None:
+    # Regression: ack.lua cleared the crash count even when it no longer held the reservation, so
+    # a late ack erased the lost runs of the job's next holders and the job ran past its tries.
+    flaky = Flaky(clock, failures=0)
+    s = setup(flaky, Mode.queue("redis").tries(2), clock, driver)
+    s.push(flaky, "twice-lost")
+    scripts = driver.inner.scripts
+    (paused,) = scripts.reserve(["default"])  # worker A takes it, then stalls past its deadline
+    clock.advance(VISIBILITY_SECS + 1)
+    (second,) = scripts.reserve(["default"])  # worker B takes it back (one lost run)...
+    assert second.crashes == 1
+    assert scripts.ack(paused) is False  # ...A wakes up and acknowledges too late
+    clock.advance(VISIBILITY_SECS + 1)  # B dies: a second lost run
+    assert s.worker(WorkerOptions(stop_when_empty=True)).run() is StopReason.QUEUE_EMPTY
+    assert flaky.runs == []  # two tries, both lost: never a third
+    (record,) = s.failed
+    assert "MaxAttemptsExceeded" in record.exception
+    assert "2 of those run(s) never finished" in record.exception
