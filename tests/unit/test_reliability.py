@@ -18,6 +18,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +26,9 @@ import pytest
 import oxide.app
 import oxide.queue
 import oxide.worker
-from oxide import App, Mode, OxideError
+from oxide import App, ConfigError, Mode, OxideError
 from oxide.attempts import BACKOFF_MAX_SECS, AttemptPolicy, backoff_delay
+from oxide.config import load_config
 from oxide.drivers import Delivery
 from oxide.events import listener_type_of
 from oxide.failed import FailedJob
@@ -576,3 +578,16 @@ def test_a_late_ack_from_a_paused_worker_does_not_wipe_the_crash_count_of_the_ne
     (record,) = s.failed
     assert "MaxAttemptsExceeded" in record.exception
     assert "2 of those run(s) never finished" in record.exception
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["block_timeout_secs", "poll_interval_secs"])
+def test_a_zero_wait_is_refused_because_brpop_would_block_for_ever(key: str, tmp_path: Path) -> None:
+    # Regression: poll_interval_secs = 0 was accepted; an idle reserving worker then sent BRPOP with
+    # timeout 0 to the wake-up lists, blocked until its socket timed out (block_timeout_secs + 10 s),
+    # took that for a lost connection, and noticed neither SIGTERM nor plainly LPUSHed jobs meanwhile.
+    (tmp_path / "queue.toml").write_text(f'default = "redis"\n[connections.redis]\ndriver = "redis"\n{key} = 0\n')
+    with pytest.raises(ConfigError, match=rf"connections\.redis\.{key}: expected a number > 0, got 0"):
+        load_config(tmp_path, environ={})
