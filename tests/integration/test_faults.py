@@ -116,7 +116,10 @@ def test_kill_9_at_random_moments_loses_no_job(
     # LPUSHes, as a Rust producer or redis-cli would send them (found by polling).
     producer = redis_driver_for(real_redis)
     for first in range(0, JOBS, 100):
-        batch = [tick(t, sleep_ms=rng.choice([2, 5, 8, 12])) for t in tokens[first : first + 100]]
+        # Work before the effect (a kill then re-runs the job) and after it (a kill then duplicates it).
+        batch = [
+            tick(t, sleep_ms=rng.choice([1, 3, 5]), after_ms=rng.choice([0, 3, 6])) for t in tokens[first : first + 100]
+        ]
         if first // 100 % 2:
             producer.push_many(queue, batch)
         else:

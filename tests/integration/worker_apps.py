@@ -20,6 +20,7 @@ class Tick(Event):
 
     token: str
     sleep_ms: float = 0.0
+    after_ms: float = 0.0  # work after the effect: a kill then costs a duplicate, not a re-run
 
 
 class RecordTick:
@@ -28,6 +29,8 @@ class RecordTick:
             time.sleep(event.sleep_ms / 1000)
         with open(os.environ["OXIDE_TEST_RECORD_FILE"], "a", encoding="utf-8") as record:
             record.write(event.token + "\n")
+        if event.after_ms:
+            time.sleep(event.after_ms / 1000)
 
 
 def recorder_app() -> App:

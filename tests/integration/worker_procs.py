@@ -29,9 +29,12 @@ OUTCOME = re.compile(
 )
 
 
-def tick(token: str, sleep_ms: float = 0.0) -> str:
-    """A job for the recorder app, as any producer would LPUSH it."""
-    return Job("test.tick", TICK_LISTENER, {"sleep_ms": sleep_ms, "token": token}, uuid=token).to_json()
+def tick(token: str, sleep_ms: float = 0.0, after_ms: float = 0.0) -> str:
+    """A job for the recorder app, as any producer would LPUSH it: sleep, record the token, sleep."""
+    payload: dict[str, object] = {"sleep_ms": sleep_ms, "token": token}
+    if after_ms:
+        payload["after_ms"] = after_ms
+    return Job("test.tick", TICK_LISTENER, payload, uuid=token).to_json()
 
 
 def write_config(
