@@ -280,7 +280,9 @@ def test_redis_killed_and_restarted_mid_drain_loses_no_acknowledged_push(
 def test_a_job_longer_than_the_visibility_timeout_runs_once_in_a_live_worker(
     tmp_path: Path, redis_server_url: str, real_redis: Any, key_prefix: str
 ) -> None:
-    write_config(tmp_path, visibility_timeout_secs=1.0)
+    # Heartbeats come every 2/3 s, so a beat may be up to 4/3 s after the one before: 2/3 s of margin
+    # for a loaded machine, where a 1 s timeout would leave 1/3 s.
+    write_config(tmp_path, visibility_timeout_secs=2.0)
     record = tmp_path / "record.txt"
     env = worker_env(redis_server_url, OXIDE_TEST_RECORD_FILE=str(record))
     queue = f"{key_prefix}long"
@@ -291,8 +293,8 @@ def test_a_job_longer_than_the_visibility_timeout_runs_once_in_a_live_worker(
     try:
         for worker in workers:
             wait_until(lambda w=worker: "worker started" in w.log, "the workers to start")
-        # Two jobs of 4 s (four visibility timeouts) for three workers: one always idle and polling.
-        redis_driver_for(real_redis).push_many(queue, [tick("long-1", 4000), tick("long-2", 4000)])
+        # Two jobs of 6 s (three visibility timeouts) for three workers: one always idle and polling.
+        redis_driver_for(real_redis).push_many(queue, [tick("long-1", 6000), tick("long-2", 6000)])
         wait_until(lambda: {"long-1", "long-2"} <= set(recorded(record)), "the long jobs to finish", timeout=60)
         # A second run, had one started, would be finished by now: SIGTERM lets the job in hand end.
         statuses = [terminate(w) for w in workers]
