@@ -51,7 +51,7 @@ from tests.integration.worker_procs import (
     write_config,
 )
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
 def fault_seed() -> int:
