@@ -326,9 +326,11 @@ def _connection(name: str, raw_block: Any, block: Any, file: str) -> ConnectionC
             raise ConfigError(
                 f"{where}.url: expected a redis://, rediss:// or unix:// URL, got {redact_url(url)!r}{_source(raw_block.get('url'))}"
             )
-        if settings.get("block_timeout_secs") == 0:
-            # BRPOP with 0 blocks forever: the worker would never notice a signal while idle.
-            raise ConfigError(f"{where}.block_timeout_secs: expected a number > 0, got 0")
+        for key in ("block_timeout_secs", "poll_interval_secs"):
+            if settings.get(key) == 0:
+                # BRPOP with 0 blocks forever: the worker would never notice a signal while idle
+                # (an idle reserving worker waits poll_interval_secs on the wake-up lists).
+                raise ConfigError(f"{where}.{key}: expected a number > 0, got 0")
     if driver == "database":
         table = settings.get("table", ConnectionConfig.table)
         if not SQL_IDENTIFIER.fullmatch(table):
