@@ -107,6 +107,9 @@ class RedisDriver:
         )
         self.reserving = config.visibility_timeout_secs > 0
         self._next_migration = 0.0  # time.monotonic() of the next take that migrates
+        # With an injected clock (tests) time moves only when the test says so: migrate on every take,
+        # so that what a take returns depends on that clock alone, never on how fast the test ran.
+        self._migrate_every_secs = MIGRATE_EVERY_SECS if clock_ms is None else 0.0
         self.scripts = Reservations(
             self._client, visibility_ms=round(config.visibility_timeout_secs * 1000), clock_ms=clock_ms
         )
@@ -168,11 +171,11 @@ class RedisDriver:
             now = time.monotonic()
             migrate = now >= self._next_migration
             if migrate:
-                self._next_migration = now + MIGRATE_EVERY_SECS
+                self._next_migration = now + self._migrate_every_secs
             held, taken = self.scripts.ack_and_reserve(receipts, queues, limit, migrate=migrate)
             if not taken and not migrate and limit > 0:
                 # Nothing ready: maybe something is due. Look before going to sleep.
-                self._next_migration = now + MIGRATE_EVERY_SECS
+                self._next_migration = now + self._migrate_every_secs
                 taken = self.scripts.reserve(queues, limit)
             if not taken and limit > 0 and timeout_secs > 0:  # BRPOP with 0 would block for ever
                 self.scripts.wait(queues, min(timeout_secs, self.config.poll_interval_secs))
@@ -195,7 +198,7 @@ class RedisDriver:
     def _brpop(self, queues: Sequence[str], timeout_secs: float) -> Delivery | None:
         now = time.monotonic()
         if now >= self._next_migration:  # due delayed jobs: a second round trip, so not on every take
-            self._next_migration = now + MIGRATE_EVERY_SECS
+            self._next_migration = now + self._migrate_every_secs
             self.scripts.promote(queues)
         if timeout_secs <= 0:  # no wait asked for, and BRPOP with 0 would block for ever
             for queue in queues:

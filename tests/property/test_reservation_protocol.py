@@ -121,13 +121,11 @@ class ReservationMachine(RuleBasedStateMachine):
         self.now += dt
 
     def _take(self, queues: list[str], limit: int, migrate: bool = True) -> tuple[str | None, list[bytes]]:
-        """The model of reserve.lua's take: queue by queue, migrate it, then take from it if it has jobs.
-
-        A queue below the one taken from is not migrated in that call.
-        """
-        for q in queues:
-            if migrate:
+        """The model of reserve.lua's take: migrate every listed queue (if asked), then take from the first with jobs."""
+        if migrate:
+            for q in queues:
                 self._migrate(q)
+        for q in queues:
             m = self.model[q]
             if m.ready:
                 return q, [m.ready.popleft() for _ in range(min(limit, len(m.ready)))]

@@ -19,11 +19,10 @@
 -- reservation was still held, "0" if it had expired (as ack.lua returns); then, if a job was
 -- taken, the queue index (1-based), then for each job taken: member, crash count.
 --
--- Before looking at a queue: its due delayed jobs join the back of the line, and its jobs whose
+-- Before taking, for every queue listed: due delayed jobs join the back of the line, and jobs whose
 -- deadline passed return to the front (they are the oldest), their expiry counted in crashes
--- so that a job that kills its worker still uses up attempts. A queue below the one taken from
--- is left for a later call: nothing of it could be taken now, and the work per call stays
--- bounded (MIGRATE per set) and independent of how many jobs wait. A busy worker asks for this
+-- so that a job that kills its worker still uses up attempts. The work per call stays bounded
+-- (MIGRATE per set) and independent of how many jobs wait. A busy worker asks for this
 -- step only every so often (ARGV[5]; the driver's MIGRATE_EVERY_SECS): it is two commands per
 -- queue, more than the take itself, and a deadline 90 s away is not missed by a fraction of a second.
 -- Reading TIME and then writing needs effects replication: the default since Redis 5, asked for
@@ -52,25 +51,31 @@ local queues = #KEYS / 5
 local MIGRATE = 100 -- bound the work of one call; the rest moves on the next call
 local migrate = ARGV[5] == '1'
 
+if migrate then
+  for i = 0, queues - 1 do
+    local ready, reserved, delayed, crashes = KEYS[i*5+1], KEYS[i*5+2], KEYS[i*5+3], KEYS[i*5+5]
+    local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, MIGRATE)
+    if #due > 0 then
+      redis.call('ZREM', delayed, unpack(due))
+      for _, member in ipairs(due) do
+        redis.call('LPUSH', ready, string.sub(member, string.find(member, '|', 1, true) + 1))
+      end
+    end
+    local expired = redis.call('ZRANGEBYSCORE', reserved, '-inf', now, 'LIMIT', 0, MIGRATE)
+    if #expired > 0 then
+      redis.call('ZREM', reserved, unpack(expired))
+      -- Newest first, so that the oldest reservation ends up at the very front.
+      for k = #expired, 1, -1 do
+        local body = string.sub(expired[k], string.find(expired[k], '|', 1, true) + 1)
+        redis.call('RPUSH', ready, body)
+        redis.call('HINCRBY', crashes, body, 1)
+      end
+    end
+  end
+end
+
 for i = 0, queues - 1 do
-  local ready, reserved, delayed, crashes = KEYS[i*5+1], KEYS[i*5+2], KEYS[i*5+3], KEYS[i*5+5]
-  local due = migrate and redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, MIGRATE) or {}
-  if #due > 0 then
-    redis.call('ZREM', delayed, unpack(due))
-    for _, member in ipairs(due) do
-      redis.call('LPUSH', ready, string.sub(member, string.find(member, '|', 1, true) + 1))
-    end
-  end
-  local expired = migrate and redis.call('ZRANGEBYSCORE', reserved, '-inf', now, 'LIMIT', 0, MIGRATE) or {}
-  if #expired > 0 then
-    redis.call('ZREM', reserved, unpack(expired))
-    -- Newest first, so that the oldest reservation ends up at the very front.
-    for k = #expired, 1, -1 do
-      local body = string.sub(expired[k], string.find(expired[k], '|', 1, true) + 1)
-      redis.call('RPUSH', ready, body)
-      redis.call('HINCRBY', crashes, body, 1)
-    end
-  end
+  local ready, reserved, crashes = KEYS[i*5+1], KEYS[i*5+2], KEYS[i*5+5]
   local bodies
   if limit == 1 then
     local body = redis.call('RPOP', ready)
