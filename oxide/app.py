@@ -149,6 +149,19 @@ class App:
                 driver = self._drivers[conn.name] = make_driver(conn, self.run_encoded)
         return driver
 
+    def use_driver(self, connection: str | None, driver: Driver | None) -> Driver | None:
+        """Make ``connection`` use ``driver`` from now on; returns the driver it replaces, if one was built.
+
+        Test doubles (``oxide.testing``) swap themselves in and put the previous driver back
+        afterwards. ``None`` forgets the connection's driver: the configured one is built on next use.
+        """
+        conn = self.config.connection(connection)
+        with self._lock:
+            previous = self._drivers.pop(conn.name, None)
+            if driver is not None:
+                self._drivers[conn.name] = driver
+        return previous
+
     def close(self) -> None:
         """Close every driver this app opened."""
         with self._lock:
