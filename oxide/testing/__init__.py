@@ -19,7 +19,7 @@ is installed) turns these into fixtures; ``docs/testing.md`` shows them in use.
 from __future__ import annotations
 
 from .clock import FakeClock
-from .drain import JobReport, Run, WorkResult, drain
+from .drain import FailedJobLog, JobReport, Run, WorkResult, drain
 from .drivers import DrainableDriver, MemoryDriver
 from .event_fake import EventFake, fake_events
 from .failed_store import sqlite_failed_store
@@ -29,6 +29,7 @@ from .redis_fake import FakeRedisDriver, RedisFake, fake_redis
 __all__ = [
     "DrainableDriver",
     "EventFake",
+    "FailedJobLog",
     "FakeClock",
     "FakeRedisDriver",
     "JobReport",

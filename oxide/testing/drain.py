@@ -19,7 +19,7 @@ import random
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..attempts import AttemptPolicy
 from ..drivers import Delivery
@@ -32,9 +32,16 @@ from .matching import JobFilter, format_table, plural
 
 if TYPE_CHECKING:
     from ..app import App
-    from ..failed import FailedJobProvider
 
-__all__ = ["JobReport", "Run", "WorkResult", "drain", "drain_drivers"]
+__all__ = ["FailedJobLog", "JobReport", "Run", "WorkResult", "drain", "drain_drivers"]
+
+
+class FailedJobLog(Protocol):
+    """Where a drain also writes failure records: any failed-job provider, or anything with ``log``."""
+
+    def log(self, job: FailedJob) -> None:
+        """Record one failure; raising leaves the job reserved, as a worker does when its store is down."""
+
 
 Outcome = Literal["done", "retry", "failed"]
 Status = Literal["done", "failed", "unfinished"]
@@ -239,7 +246,7 @@ class _Watched:
         self._told = False  # the outcome of the job in hand is recorded
 
     # The worker's failer: the record is written where the test asked, and remembered.
-    def failer(self, store: FailedJobProvider | None) -> Callable[[FailedJob], None]:
+    def failer(self, store: FailedJobLog | None) -> Callable[[FailedJob], None]:
         def fail(record: FailedJob) -> None:
             # Called inside the worker's ``except`` block, so the exception being handled is the job's.
             self._tell("failed", exception=sys.exception(), record=record)
@@ -337,7 +344,7 @@ def drain_drivers(
     drivers: Mapping[str, DrainableDriver],
     queues: Sequence[str] | None = None,
     *,
-    failed: FailedJobProvider | None = None,
+    failed: FailedJobLog | None = None,
     policy: AttemptPolicy | None = None,
     max_jobs: int = 1000,
     seed: int = 0,
@@ -386,7 +393,7 @@ def drain(
     connection: str | None = None,
     queues: Sequence[str] | None = None,
     *,
-    failed: FailedJobProvider | None = None,
+    failed: FailedJobLog | None = None,
     policy: AttemptPolicy | None = None,
     max_jobs: int = 1000,
     seed: int = 0,

@@ -52,11 +52,10 @@ class EventFake:
         self.only = None if events is None else frozenset(event_name_of(e) for e in events)
         self.dispatched: list[Event] = []
         self._lock = threading.Lock()
-        self._dispatch = app.dispatch  # the real one, or that of a fake started earlier
+        # What dispatch was before: the app's method, a replacement of the application's, or an earlier fake's.
+        self._below: Callable[[Event], None] = app.dispatch
         # An instance attribute shadows the method for this app object only; restore() takes it away.
-        self._shadowed = app.__dict__.get("dispatch")
-        self._hook = self._record
-        app.__dict__["dispatch"] = self._hook
+        app.__dict__["dispatch"] = self._record
         self.active = True
 
     def __repr__(self) -> str:
@@ -67,12 +66,15 @@ class EventFake:
         if not self.active:
             return
         self.active = False
-        if self.app.__dict__.get("dispatch") is not self._hook:
-            return  # a fake started later is in place: it calls ours, which now passes every event on
-        if self._shadowed is None:
+        if self.app.__dict__.get("dispatch") != self._record:
+            return  # a fake started later is in place: it passes events through ours, which now lets them by
+        below = self._below
+        while isinstance(fake := getattr(below, "__self__", None), EventFake) and not fake.active:
+            below = fake._below  # skip fakes restored out of order
+        if getattr(below, "__self__", None) is self.app and getattr(below, "__func__", None) is type(self.app).dispatch:
             del self.app.__dict__["dispatch"]
         else:
-            self.app.__dict__["dispatch"] = self._shadowed
+            self.app.__dict__["dispatch"] = below
 
     def __enter__(self) -> Self:
         return self
@@ -84,12 +86,12 @@ class EventFake:
 
     def _record(self, event: Event) -> None:
         if not self.active or (self.only is not None and type(event).event_name not in self.only):
-            self._dispatch(event)
+            self._below(event)
             return
         with self._lock:
             self.dispatched.append(event)
         if self.run_listeners:
-            self._dispatch(event)
+            self._below(event)
 
     # -- reading ---------------------------------------------------------------------------------
 

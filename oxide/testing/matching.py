@@ -108,6 +108,8 @@ class JobFilter:
 
     def describe(self, article: str = "a", noun: str = "job") -> str:
         """``a job of listener 'app.Send' for event 'user.registered' on queue 'emails' matching a lambda``."""
+        if article == "a" and noun[:1] in "aeiou":
+            article = "an"
         parts = [f"{article} {noun}"]
         if self.listener_type is not None:
             parts.append(f"of listener {self.listener_type!r}")

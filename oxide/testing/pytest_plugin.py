@@ -33,9 +33,8 @@ import pytest
 if TYPE_CHECKING:
     from ..app import App
     from ..attempts import AttemptPolicy
-    from ..failed import FailedJobProvider
     from ..failed.store import DatabaseFailedJobProvider
-    from .drain import WorkResult
+    from .drain import FailedJobLog, WorkResult
     from .event_fake import EventFake
     from .queue_fake import QueueFake
     from .redis_fake import RedisFake
@@ -139,7 +138,7 @@ class Work(Protocol):
         connection: str | None = None,
         queues: Sequence[str] | None = None,
         *,
-        failed: FailedJobProvider | None = None,
+        failed: FailedJobLog | None = None,
         policy: AttemptPolicy | None = None,
         max_jobs: int = 1000,
         seed: int = 0,
@@ -161,7 +160,7 @@ def oxide_work(oxide_app: App) -> Work:
         connection: str | None = None,
         queues: Sequence[str] | None = None,
         *,
-        failed: FailedJobProvider | None = None,
+        failed: FailedJobLog | None = None,
         policy: AttemptPolicy | None = None,
         max_jobs: int = 1000,
         seed: int = 0,

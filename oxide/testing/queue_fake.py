@@ -17,8 +17,7 @@ from .matching import JobFilter, describe_value, format_table, plural
 if TYPE_CHECKING:
     from ..app import App
     from ..attempts import AttemptPolicy
-    from ..failed import FailedJobProvider
-    from .drain import WorkResult
+    from .drain import FailedJobLog, WorkResult
 
 __all__ = ["PushedJob", "QueueFake", "fake_queue"]
 
@@ -246,7 +245,7 @@ class QueueFake:
         connection: str | None = None,
         queues: Sequence[str] | None = None,
         *,
-        failed: FailedJobProvider | None = None,
+        failed: FailedJobLog | None = None,
         policy: AttemptPolicy | None = None,
         max_jobs: int = 1000,
         seed: int = 0,

@@ -24,8 +24,7 @@ from .drivers import install, uninstall
 if TYPE_CHECKING:
     from ..app import App
     from ..attempts import AttemptPolicy
-    from ..failed import FailedJobProvider
-    from .drain import WorkResult
+    from .drain import FailedJobLog, WorkResult
 
 __all__ = ["FakeRedisDriver", "RedisFake", "fake_redis", "new_fakeredis_client"]
 
@@ -164,7 +163,7 @@ class RedisFake:
         connection: str | None = None,
         queues: Sequence[str] | None = None,
         *,
-        failed: FailedJobProvider | None = None,
+        failed: FailedJobLog | None = None,
         policy: AttemptPolicy | None = None,
         max_jobs: int = 1000,
         seed: int = 0,
