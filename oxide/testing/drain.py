@@ -382,7 +382,11 @@ def drain_drivers(
                 driver=watched,
                 jitter=jitter,
             )
+            before = len(result.runs)
             result.stop_reasons.append(worker.run())
+            if len(result.runs) == before:
+                # Jobs are held but none can be taken, now or later: stop rather than loop forever.
+                raise AssertionError(f"connection {name!r} holds jobs in {names} that no worker can take")
             worked = True
         if not worked:
             return result

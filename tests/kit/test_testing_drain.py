@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +13,8 @@ from oxide import App, Event, Job, Mode
 from oxide.attempts import AttemptPolicy
 from oxide.errors import ListenerNotRegistered, MaxAttemptsExceeded
 from oxide.failed import FailedJob
-from oxide.testing import QueueFake, RedisFake, WorkResult, drain, sqlite_failed_store
+from oxide.testing import FakeClock, MemoryDriver, QueueFake, RedisFake, WorkResult, drain, sqlite_failed_store
+from oxide.testing.drivers import install, uninstall
 
 from .support import make_config, row
 
@@ -285,3 +286,25 @@ def test_a_faked_sync_connection_is_drained_by_a_worker_like_any_other(app: App)
     [job] = result.jobs
     assert (job.connection, job.status, job.error) == ("sync", "failed", "RuntimeError: broken on 3")
     assert q.drivers["redis"].size("low") == 1  # another connection's job is left alone
+
+
+class StuckDriver(MemoryDriver):
+    """Says it holds a job that can never be taken: a broken fake must not hang the drain."""
+
+    def has_jobs(self, queues: Sequence[str]) -> bool:
+        return True
+
+    def ready(self, queues: Sequence[str]) -> bool:
+        return False
+
+
+def test_jobs_that_can_never_be_taken_stop_the_drain_instead_of_hanging_it(app: App) -> None:
+    stuck = StuckDriver(app.config.connection("redis"), FakeClock())
+    install(app, "redis", stuck)
+    try:
+        with pytest.raises(
+            AssertionError, match=r"connection 'redis' holds jobs in \['emails'\] that no worker can take"
+        ):
+            drain(app, queues=["emails"])
+    finally:
+        uninstall(app, "redis", stuck)

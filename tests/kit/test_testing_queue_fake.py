@@ -274,8 +274,7 @@ def test_long_payloads_and_long_lists_are_cut(app: App, q: QueueFake) -> None:
     message = failure(q.assert_nothing_pushed)
     assert "60 jobs were pushed" in message
     assert "x" * 80 not in message
-    assert '{"email":"xxxx' in message
-    assert "..." in message
+    assert re.search(r'\{"email":"x+\.\.\.$', message, re.M)  # the payload cell is cut at the end of its line
     assert message.rstrip().endswith("... and 10 more")
 
 
