@@ -23,6 +23,7 @@ from oxide import App, Event, Job, Mode
 from oxide.drivers.reservations import keys_of
 from oxide.testing import QueueFake, RedisFake, WorkResult, sqlite_failed_store
 from oxide.worker import Worker, WorkerOptions
+from tests.conftest import REDIS_URL
 
 from .support import make_config
 
@@ -162,18 +163,12 @@ def expected() -> dict[Key, Outcome]:
 def build_app(prefix: str, root: Path) -> tuple[App, Any]:
     """The scenarios' app, with its failed_jobs table in a SQLite file under ``root`` (migrated)."""
     store = sqlite_failed_store(root)
-    config = make_config(prefix, url=_redis_url(), root=root, failed_db=root / "database" / "failed_jobs.sqlite")
+    config = make_config(prefix, url=REDIS_URL, root=root, failed_db=root / "database" / "failed_jobs.sqlite")
     app = CURRENT["app"] = App(config=config)
     for scenario in SCENARIOS:
         if scenario.listener is not None:
             app.listen(scenario.event, scenario.listener, scenario.mode(prefix))
     return app, store
-
-
-def _redis_url() -> str:
-    from tests.conftest import REDIS_URL
-
-    return REDIS_URL
 
 
 def enqueue(app: App, prefix: str) -> None:
