@@ -50,9 +50,11 @@ _select_pyenv_pythons()
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Unit and property tests (no servers needed)."""
+    """Unit and property tests, the testing kit's and the shop example's (no servers needed)."""
     session.install("-e", ".[test]")
-    session.run("python", "-m", "pytest", "tests/unit", "tests/property", *session.posargs)
+    session.run(
+        "python", "-m", "pytest", "tests/unit", "tests/property", "tests/kit", "examples/shop/tests", *session.posargs
+    )
 
 
 @nox.session

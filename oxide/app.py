@@ -69,6 +69,7 @@ class App:
         self._by_event: dict[str, list[Registration]] = {}
         self._by_job: dict[tuple[str, str], Registration] = {}
         self._drivers: dict[str, Driver] = {}
+        self._overrides: dict[str, Driver] = {}  # use_driver(): test doubles, kept across close()
         self._lock = threading.Lock()
         with _current_lock:
             _current = self
@@ -171,10 +172,26 @@ class App:
         """The driver of a connection, built on first use and kept."""
         conn = self.config.connection(connection)
         with self._lock:
-            driver = self._drivers.get(conn.name)
+            driver = self._overrides.get(conn.name)
+            if driver is None:
+                driver = self._drivers.get(conn.name)
             if driver is None:
                 driver = self._drivers[conn.name] = make_driver(conn, self.run_encoded)
         return driver
+
+    def use_driver(self, connection: str | None, driver: Driver | None) -> Driver | None:
+        """Make ``connection`` use ``driver`` until it is replaced again; returns the one it replaces, if any.
+
+        For test doubles (``oxide.testing``): ``close()`` leaves them in place, so code
+        under test that closes the app cannot send the next job to a real server.
+        ``None`` ends the replacement: the configured driver is used again.
+        """
+        conn = self.config.connection(connection)
+        with self._lock:
+            previous = self._overrides.pop(conn.name, None)
+            if driver is not None:
+                self._overrides[conn.name] = driver
+        return previous
 
     def close(self) -> None:
         """Close every driver this app opened."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import random
 import signal
 import threading
 import time
@@ -161,6 +162,7 @@ class Worker:
         sleep: Callable[[float], object] = time.sleep,
         failer: Failer | None = None,
         driver: Driver | None = None,
+        jitter: Callable[[float, float], float] = random.uniform,
     ) -> None:
         self.app = app
         self.connection = app.config.connection(connection)
@@ -175,6 +177,7 @@ class Worker:
         self.options = options if options is not None else WorkerOptions()
         self._clock = clock
         self._sleep = sleep
+        self._jitter = jitter  # the backoff's random factor; tests pass a seeded one to be repeatable
         self._failer: Failer = failer if failer is not None else provider_for(app.config, self.connection.name).log
         self._driver = driver if driver is not None else app.driver(self.connection.name)
         self._take_wait_secs = min(self.connection.block_timeout_secs, MAX_TAKE_WAIT_SECS)
@@ -457,7 +460,7 @@ class Worker:
         self, delivery: Delivery, job: Job, attempt: int, policy: AttemptPolicy, *, exc: BaseException, began: float
     ) -> None:
         self.jobs_failed += 1
-        delay = backoff_delay(policy.backoff_secs, attempt)
+        delay = backoff_delay(policy.backoff_secs, attempt, uniform=self._jitter)
         log.warning(
             "%s outcome=retry attempt=%d/%d delay_s=%.2f error=%s: %s",
             self._describe(delivery, job, job.uuid, began),
