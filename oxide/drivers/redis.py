@@ -165,6 +165,8 @@ class RedisDriver:
         """
         with self._errors():
             if not self.reserving:
+                if limit < 1:  # only acknowledging: nothing to do without reservations, and nothing to take
+                    return [True] * len(done), []
                 delivery = self._brpop(queues, timeout_secs)
                 return [True] * len(done), [] if delivery is None else [delivery]
             receipts = [d.receipt for d in done if d.receipt is not None]

@@ -299,3 +299,15 @@ def test_a_take_with_no_wait_returns_at_once(client: Any, visibility: int) -> No
     delivery = driver.pop(["a", "b"], 0)
     assert delivery is not None
     assert (delivery.queue, delivery.body) == ("b", b"x")
+
+
+@pytest.mark.parametrize("visibility", [90, 0])
+def test_a_take_of_no_jobs_only_acknowledges_and_takes_nothing(client: Any, visibility: int) -> None:
+    driver = redis_driver_for(client, visibility_timeout_secs=visibility)
+    driver.push("q", "first")
+    driver.push("q", "second")
+    done = driver.pop(["q"], 0.01)
+    assert done is not None
+    acked, taken = driver.take(["q"], 0, limit=0, done=[done])
+    assert (acked, taken) == ([True], [])
+    assert driver.size("q") == 1  # "second" is still waiting: a settle on the way out must not swallow it
