@@ -43,7 +43,7 @@ from .attempts import AttemptPolicy, backoff_delay
 from .drivers import BatchTaker, Delivery, Driver, check_queue_name
 from .errors import ConnectionUnavailable, JobEncodeError, JobTimedOut, MaxAttemptsExceeded, OxideError, QueueNameError
 from .events import run_handler
-from .failed import FailedJob, provider_for
+from .failed import FailedJob, FailedJobProvider, provider_for
 from .supervision import Supervisor, soft_timeout
 from .wire import Job, encode_value
 
@@ -178,7 +178,13 @@ class Worker:
         self._clock = clock
         self._sleep = sleep
         self._jitter = jitter  # the backoff's random factor; tests pass a seeded one to be repeatable
-        self._failer: Failer = failer if failer is not None else provider_for(app.config, self.connection.name).log
+        # The provider also moves failures parked while the database was down into failed_jobs: the
+        # worker asks it to whenever it finds its queues empty (cheap when nothing is parked).
+        self._provider: FailedJobProvider | None = None
+        if failer is None:
+            self._provider = provider_for(app.config, self.connection.name)
+            failer = self._provider.log
+        self._failer: Failer = failer
         self._driver = driver if driver is not None else app.driver(self.connection.name)
         self._take_wait_secs = min(self.connection.block_timeout_secs, MAX_TAKE_WAIT_SECS)
         # Written by the signal handler: a plain attribute store, nothing else.
@@ -294,6 +300,8 @@ class Worker:
         if delivery is None:
             self._empty_takes += 1
             self._empty_wait_secs += self._clock() - began
+            if self._provider is not None:
+                self._provider.flush_parked()
             return
         self._empty_takes = 0
         self._empty_wait_secs = 0.0
