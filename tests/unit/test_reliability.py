@@ -102,7 +102,7 @@ class Setup:
     driver: ClockedDriver
     failed: list[FailedJob]
 
-    def worker(self, options: WorkerOptions) -> Worker:
+    def worker(self, options: WorkerOptions, **kwargs: Any) -> Worker:
         return Worker(
             self.app,
             "redis",
@@ -111,6 +111,7 @@ class Setup:
             clock=self.clock,
             sleep=self.clock.sleep,
             failer=self.failed.append,
+            **kwargs,
             driver=self.driver,
         )
 
@@ -147,11 +148,10 @@ def test_a_listener_failing_k_times_then_succeeding_runs_k_plus_1_times_with_gro
         draws.append((low, high, value))
         return value
 
-    monkeypatch.setattr(oxide.worker, "backoff_delay", functools.partial(backoff_delay, uniform=uniform))
     flaky = Flaky(clock, failures=k)
     s = setup(flaky, Mode.queue("redis").tries(k + 1).backoff(2.0), clock, driver)
     s.push(flaky)
-    worker = s.worker(WorkerOptions(max_time_secs=BACKOFF_MAX_SECS))
+    worker = s.worker(WorkerOptions(max_time_secs=BACKOFF_MAX_SECS), jitter=uniform)
     flaky.on_success = worker.stop
 
     assert worker.run() is StopReason.INTERRUPTED

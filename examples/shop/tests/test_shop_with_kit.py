@@ -8,7 +8,7 @@ from shop.listeners import AuditLog, ChargeCard, SendReceipt, SendWelcomeEmail, 
 
 from oxide import App, Mode
 from oxide.failed.store import DatabaseFailedJobProvider
-from oxide.testing import EventFake, QueueFake, RedisFake
+from oxide.testing import EventFake, QueueFake
 from oxide.testing.pytest_plugin import Work
 
 
@@ -18,7 +18,7 @@ def order(order_id: int = 1001, total_cents: int = 1999) -> OrderPlaced:
 
 def test_an_order_queues_money_first_and_the_rest_by_urgency(oxide_app: App, oxide_queue_fake: QueueFake) -> None:
     oxide_app.dispatch(order())
-    oxide_queue_fake.assert_pushed_on("high", ChargeCard, connection="redis", where=lambda e: e.total_cents == 1999)
+    oxide_queue_fake.assert_pushed_on("high", ChargeCard, connection="database", where=lambda e: e.total_cents == 1999)
     oxide_queue_fake.assert_pushed_on("default", SendReceipt, where=lambda e: e.email == "ada@example.com")
     oxide_queue_fake.assert_pushed_on("low", UpdateSalesReport)
     oxide_queue_fake.assert_pushed_on("low", SyncLegacyCrm)
@@ -70,11 +70,11 @@ def test_every_job_runs_and_the_legacy_crm_lands_in_failed_jobs(
 
 
 def test_a_worker_on_high_default_low_takes_the_card_charge_first(
-    oxide_app: App, oxide_fakeredis: RedisFake, oxide_work: Work
+    oxide_app: App, oxide_queue_fake: QueueFake, oxide_work: Work
 ) -> None:
     oxide_app.dispatch(order(1001))
     oxide_app.dispatch(order(1002))
-    assert [oxide_fakeredis.size(q) for q in ("high", "default", "low")] == [2, 2, 4]
+    assert [len(oxide_queue_fake.pushed(queue=q)) for q in ("high", "default", "low")] == [2, 2, 4]
     result = oxide_work(queues=["high", "default", "low"])
     assert [j.queue for j in result.jobs] == ["high"] * 2 + ["default"] * 2 + ["low"] * 4
     assert [j.listener_type.rsplit(".", 1)[1] for j in result.failed] == ["SyncLegacyCrm"] * 2
