@@ -81,3 +81,16 @@ def typecheck(session: nox.Session) -> None:
 def deploy(session: nox.Session) -> None:
     """The workflow and deployment files: actionlint, schemas, hadolint, units; Redis 6.2 (.ci/check-deploy)."""
     session.run("bash", ".ci/check-deploy", external=True)
+
+
+@nox.session
+def mutation(session: nox.Session) -> None:
+    """The full mutation run over the core modules ([tool.mutmut] in pyproject.toml); slow.
+
+    Results stay in mutants/ (git-ignored): `mutmut results` lists survivors, `mutmut show NAME`
+    prints one mutant's diff. CI runs a small fixed subset instead: .ci/mutation-subset.
+    """
+    session.install("-e", ".[dev]")
+    session.env["HYPOTHESIS_PROFILE"] = "ci"
+    session.run("mutmut", "run", *session.posargs)
+    session.run("mutmut", "results")
