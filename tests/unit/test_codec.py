@@ -488,3 +488,12 @@ def test_from_dict_checks_like_from_json() -> None:
     with pytest.raises(JobDecodeError, match="nested deeper"):
         Job.from_dict({"event_name": "e", "listener_type": "l", "payload": nested(MAX_PAYLOAD_DEPTH + 1)})
     assert Job.from_dict({"event_name": "e", "listener_type": "l", "payload": 1, "x": 2}).extra == {"x": 2}
+
+
+def test_from_dict_limits_the_depth_of_unknown_keys_too() -> None:
+    # serde_json's limit holds for the whole document, so a key beside the payload is held to it as well.
+    job = {"event_name": "e", "listener_type": "l", "payload": 1, "meta": nested(MAX_PAYLOAD_DEPTH + 1)}
+    with pytest.raises(JobDecodeError, match=r"job key 'meta' is nested deeper than 126 levels"):
+        Job.from_dict(job)
+    job["meta"] = nested(MAX_PAYLOAD_DEPTH)
+    assert Job.from_dict(job).extra == {"meta": nested(MAX_PAYLOAD_DEPTH)}
