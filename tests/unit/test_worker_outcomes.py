@@ -178,3 +178,44 @@ def test_bad_options_are_refused_naming_the_field_and_value(kwargs: dict[str, An
 def test_edge_options_are_accepted() -> None:
     WorkerOptions(max_jobs=1, max_time_secs=0.001, policy=AttemptPolicy(tries=1, backoff_secs=0.0, timeout_secs=0.001))
     WorkerOptions(reconnect_initial_secs=2.0, reconnect_max_secs=2.0)
+
+
+def test_a_listener_that_exits_is_recorded_first_then_the_exit_is_honoured(h: Harness) -> None:
+    def exit_now(event: Greeted) -> None:
+        raise SystemExit(3)
+
+    h.recorder.on_handle = exit_now
+    h.push("default", greet("a"), greet("b"))
+    with pytest.raises(SystemExit) as info:
+        h.worker(["default"], tries(3)).run()
+    assert info.value.code == 3
+    [failed] = h.failed
+    assert "SystemExit: 3" in failed.exception
+    assert h.remaining("default") == 1  # b was not taken
+
+
+def test_a_driver_that_fails_to_close_during_an_outage_does_not_stop_the_reconnect(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    from oxide import ConnectionUnavailable
+
+    def close_fails() -> None:
+        raise OSError("socket already gone")
+
+    h.driver.close = close_fails  # type: ignore[method-assign]
+    h.driver.failures = [ConnectionUnavailable("down")]
+    h.push("default", greet("a"))
+    with caplog.at_level(logging.DEBUG, "oxide.worker"):
+        assert h.worker(["default"]).run() is StopReason.QUEUE_EMPTY
+    assert h.recorder.seen == ["a"]
+    assert "closing connection=redis failed: socket already gone" in caplog.text
+
+
+def test_a_failure_record_keeps_the_body_when_the_payload_cannot_be_written_as_json() -> None:
+    from oxide.worker import failed_job_for
+
+    body = b'{"event_name":"e","listener_type":"l","payload":1}'
+    job = Job("e", "l", {1, 2}, uuid="u")  # a set: only a hand-built Job can hold one
+    record = failed_job_for("redis", Delivery("default", body), job, RuntimeError("boom"))
+    assert record.payload == body.decode()
+    assert (record.uuid, record.event_name, record.listener_type) == ("u", "e", "l")
