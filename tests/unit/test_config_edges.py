@@ -1,0 +1,87 @@
+"""Config details the broader suites left open: exact error texts, nested defaults, lists, unix URLs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from oxide.config import ConfigError, DatabaseConfig, interpolate, load_config, parse_database_url, redact_url
+
+
+def write_queue(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "queue.toml").write_text(text)
+    return tmp_path
+
+
+def test_an_unknown_database_connection_lists_the_defined_ones() -> None:
+    config = DatabaseConfig(
+        "main", {"main": parse_database_url("sqlite://:memory:"), "aux": parse_database_url("sqlite://:memory:")}
+    )
+    with pytest.raises(ConfigError) as info:
+        config.get("other")
+    assert str(info.value) == "database.toml: no database connection named 'other'; defined: aux, main"
+
+
+def test_an_empty_reference_inside_a_default_is_refused_as_such() -> None:
+    with pytest.raises(ConfigError, match=re.escape("q: '${}' is not a variable reference")):
+        interpolate("${A:-${}}", {}, "q")
+
+
+def test_nested_defaults_expand_innermost_last() -> None:
+    assert interpolate("${A:-${B:-x}}-${C}", {"C": "c"}, "q") == "x-c"
+    assert interpolate("${A:-${B:-x}}", {"B": "b"}, "q") == "b"
+
+
+def test_list_values_are_interpolated_and_errors_name_the_index(tmp_path: Path) -> None:
+    from oxide.config import _expand
+
+    assert _expand(["${A}", ["${B:-b}"]], {"A": "a"}, "q") == ["a", ["b"]]
+    with pytest.raises(ConfigError, match=re.escape("q.list[1]: unclosed '${'")):
+        _expand({"list": ["ok", "${A"]}, {}, "q")
+
+
+def test_a_bad_literal_number_names_no_variable(tmp_path: Path) -> None:
+    write_queue(tmp_path, '[connections.redis]\ndriver = "redis"\nblock_timeout_secs = "abc"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, environ={})
+    assert str(info.value).endswith("connections.redis.block_timeout_secs: expected a number, got 'abc'")
+
+
+def test_a_bad_interpolated_whole_number_names_its_variable(tmp_path: Path) -> None:
+    write_queue(tmp_path, '[connections.redis]\ndriver = "redis"\nprefetch = "${PREFETCH}"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, environ={"PREFETCH": "many"})
+    assert str(info.value).endswith(
+        "connections.redis.prefetch: expected a whole number, got 'many' (from ${PREFETCH})"
+    )
+
+
+def test_a_unix_socket_url_is_a_redis_url(tmp_path: Path) -> None:
+    write_queue(
+        tmp_path,
+        'default = "redis"\n[connections.redis]\ndriver = "redis"\nurl = "unix:///run/redis/redis.sock?db=2"\n',
+    )
+    assert load_config(tmp_path, environ={}).connections["redis"].url == "unix:///run/redis/redis.sock?db=2"
+
+
+def test_the_password_query_argument_is_hidden_whatever_its_case() -> None:
+    assert redact_url("redis://h/0?PASSWORD=s3cret&db=1") == "redis://h/0?PASSWORD=***&db=1"
+
+
+def test_an_unsupported_database_url_lists_the_supported_forms() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_database_url("oracle://h/db")
+    assert str(info.value) == (
+        "database.toml: unsupported database URL 'oracle://h/db'; expected one of sqlite:///relative/path, "
+        "sqlite:////absolute/path, sqlite://:memory:, postgresql://…, mysql://…, mariadb://…"
+    )
+
+
+def test_the_scheme_ends_at_the_first_separator() -> None:
+    assert parse_database_url("sqlite:///data/a://b.sqlite").path == "data/a://b.sqlite"
+
+
+def test_database_names_keep_their_leading_characters() -> None:
+    assert parse_database_url("postgresql://h/XXdb").database == "XXdb"
