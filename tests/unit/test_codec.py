@@ -497,3 +497,35 @@ def test_from_dict_limits_the_depth_of_unknown_keys_too() -> None:
         Job.from_dict(job)
     job["meta"] = nested(MAX_PAYLOAD_DEPTH)
     assert Job.from_dict(job).extra == {"meta": nested(MAX_PAYLOAD_DEPTH)}
+
+
+@pytest.mark.parametrize(
+    ("job", "message"),
+    [
+        (Job("e", "l", 1, uuid="\ud800"), "uuid: string holds a lone surrogate, which is not valid Unicode"),
+        (Job("e", "l", 1, extra={"\ud800": 1}), "extra key: string holds a lone surrogate, which is not valid Unicode"),
+        (Job("e", "l", 1, attempts=2**70), f"attempts: integer {2**70} is outside [-2**63, 2**64-1]"),
+        (Job(1, "l", 1), "event_name and listener_type must be strings"),  # type: ignore[arg-type]
+        (Job("e", "l", {1: "x"}), "payload: object key 1 is a int; JSON keys are strings"),
+        (
+            Job("e", "l", object()),
+            "payload: a builtins.object is not a JSON value (use dict with str keys, list, str, int, float, bool or None)",
+        ),
+    ],
+)
+def test_each_field_that_cannot_be_written_is_named_in_the_error(job: Job, message: str) -> None:
+    with pytest.raises(JobEncodeError) as info:
+        job.to_json()
+    assert str(info.value) == message
+
+
+def test_zero_attempts_is_written() -> None:
+    assert Job("e", "l", 1, attempts=0).to_json() == '{"event_name":"e","listener_type":"l","payload":1,"attempts":0}'
+
+
+def test_encode_value_allows_exactly_the_depth_limit_and_names_its_path() -> None:
+    assert encode_value(nested(MAX_PAYLOAD_DEPTH)).count("[") + encode_value(nested(MAX_PAYLOAD_DEPTH)).count("{") == (
+        MAX_PAYLOAD_DEPTH
+    )
+    with pytest.raises(JobEncodeError, match=rf"^meta(\[0\]|\['k'\])+: nested deeper than {MAX_PAYLOAD_DEPTH} levels$"):
+        encode_value(nested(MAX_PAYLOAD_DEPTH + 1), "meta")
