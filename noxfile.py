@@ -52,14 +52,15 @@ _select_pyenv_pythons()
 def tests(session: nox.Session) -> None:
     """Unit and property tests (no servers needed)."""
     session.install("-e", ".[test]")
-    session.run("python", "-m", "pytest", "tests/unit", "tests/property", *session.posargs)
+    # Only part of the suite: the coverage threshold of pyproject.toml is for the whole of it.
+    session.run("python", "-m", "pytest", "--cov-fail-under=0", "tests/unit", "tests/property", *session.posargs)
 
 
 @nox.session
 def integration(session: nox.Session) -> None:
     """Integration and fault tests against the real Redis, PostgreSQL and MariaDB."""
     session.install("-e", ".[test]")
-    session.run("python", "-m", "pytest", "tests/integration", *session.posargs)
+    session.run("python", "-m", "pytest", "--cov-fail-under=0", "tests/integration", *session.posargs)
 
 
 @nox.session
