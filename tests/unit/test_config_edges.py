@@ -85,3 +85,33 @@ def test_the_scheme_ends_at_the_first_separator() -> None:
 
 def test_database_names_keep_their_leading_characters() -> None:
     assert parse_database_url("postgresql://h/XXdb").database == "XXdb"
+
+
+def test_dotenv_takes_lowercase_keys_and_any_spacing_after_export(tmp_path: Path) -> None:
+    from oxide.config import load_dotenv
+
+    (tmp_path / ".env").write_text("export   A=1\nlower_key=2\n")
+    assert load_dotenv(tmp_path / ".env") == {"A": "1", "lower_key": "2"}
+
+
+@pytest.mark.parametrize(
+    ("database_toml", "defined"),
+    [
+        (
+            'default = "main"\n[connections.other]\nurl = "sqlite:///x.sqlite"\n[connections.aux]\nurl = "sqlite:///y.sqlite"\n',
+            "aux, other",
+        ),
+        ('default = "main"\n', "(none)"),
+    ],
+)
+def test_a_database_default_that_is_not_defined_lists_what_is(tmp_path: Path, database_toml: str, defined: str) -> None:
+    (tmp_path / "database.toml").write_text(database_toml)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, environ={})
+    assert str(info.value).endswith(f"database.toml: default: no database connection named 'main'; defined: {defined}")
+
+
+def test_with_failed_jobs_kept_elsewhere_no_database_connection_is_needed(tmp_path: Path) -> None:
+    write_queue(tmp_path, 'default = "s"\n[connections.s]\ndriver = "sync"\n[failed]\ndriver = "none"\n')
+    (tmp_path / "database.toml").write_text('default = "main"\n')
+    assert load_config(tmp_path, environ={}).failed_driver == "none"
