@@ -529,3 +529,34 @@ def test_encode_value_allows_exactly_the_depth_limit_and_names_its_path() -> Non
     )
     with pytest.raises(JobEncodeError, match=rf"^meta(\[0\]|\['k'\])+: nested deeper than {MAX_PAYLOAD_DEPTH} levels$"):
         encode_value(nested(MAX_PAYLOAD_DEPTH + 1), "meta")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (-0.0, "-0.0"),
+        (0.0, "0.0"),
+        (-1.5, "-1.5"),
+        (0.1, "0.1"),
+        (0.00001, "0.00001"),
+        (1e-7, "1e-7"),
+        (10.0, "10.0"),
+        (100.0, "100.0"),
+        (1.5e300, "1.5e300"),
+    ],
+)
+def test_float_text_at_the_layout_boundaries(value: float, text: str) -> None:
+    # Signed zero, the last fixed-point exponent before e-notation, and trailing zeros kept in the integer part.
+    assert encode_value(value) == text
+
+
+def test_zero_attempts_is_read() -> None:
+    assert Job.from_json('{"event_name":"e","listener_type":"l","payload":1,"attempts":0}').attempts == 0
+
+
+@pytest.mark.parametrize("opener", ["[", '{"k":'])
+def test_text_nested_past_the_limit_with_one_kind_of_bracket_is_refused(opener: str) -> None:
+    closer = "]" if opener == "[" else "}"
+    payload = opener * (MAX_PAYLOAD_DEPTH + 1) + "0" + closer * (MAX_PAYLOAD_DEPTH + 1)
+    with pytest.raises(JobDecodeError, match="nested"):
+        Job.from_json(f'{{"event_name":"e","listener_type":"l","payload":{payload}}}')
