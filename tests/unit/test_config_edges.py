@@ -115,3 +115,14 @@ def test_with_failed_jobs_kept_elsewhere_no_database_connection_is_needed(tmp_pa
     write_queue(tmp_path, 'default = "s"\n[connections.s]\ndriver = "sync"\n[failed]\ndriver = "none"\n')
     (tmp_path / "database.toml").write_text('default = "main"\n')
     assert load_config(tmp_path, environ={}).failed_driver == "none"
+
+
+@pytest.mark.parametrize("failed_table", ["", "[failed]\n"])
+def test_failed_jobs_go_to_the_database_unless_queue_toml_says_otherwise(tmp_path: Path, failed_table: str) -> None:
+    write_queue(tmp_path, f'default = "s"\n[connections.s]\ndriver = "sync"\n{failed_table}')
+    assert load_config(tmp_path, environ={}).failed_driver == "database"
+
+
+def test_the_database_default_is_the_connection_named_sqlite(tmp_path: Path) -> None:
+    (tmp_path / "database.toml").write_text('[connections.sqlite]\nurl = "sqlite:///db.sqlite"\n')
+    assert load_config(tmp_path, environ={}).database.default == "sqlite"
