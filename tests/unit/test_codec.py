@@ -560,3 +560,13 @@ def test_text_nested_past_the_limit_with_one_kind_of_bracket_is_refused(opener: 
     payload = opener * (MAX_PAYLOAD_DEPTH + 1) + "0" + closer * (MAX_PAYLOAD_DEPTH + 1)
     with pytest.raises(JobDecodeError, match="nested"):
         Job.from_json(f'{{"event_name":"e","listener_type":"l","payload":{payload}}}')
+
+
+@pytest.mark.parametrize("container", [list, dict])
+def test_encode_value_limits_lists_and_objects_alike(container: type) -> None:
+    value: Any = 0
+    for _ in range(MAX_PAYLOAD_DEPTH):
+        value = [value] if container is list else {"k": value}
+    assert encode_value(value)
+    with pytest.raises(JobEncodeError, match=f"nested deeper than {MAX_PAYLOAD_DEPTH} levels"):
+        encode_value([value] if container is list else {"k": value})
