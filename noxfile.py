@@ -50,10 +50,20 @@ _select_pyenv_pythons()
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Unit and property tests (no servers needed)."""
+    """Unit and property tests, the testing kit's and the shop example's (no servers needed)."""
     session.install("-e", ".[test]")
     # Only part of the suite: the coverage threshold of pyproject.toml is for the whole of it.
-    session.run("python", "-m", "pytest", "--cov-fail-under=0", "tests/unit", "tests/property", *session.posargs)
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "--cov-fail-under=0",
+        "tests/unit",
+        "tests/property",
+        "tests/kit",
+        "examples/shop/tests",
+        *session.posargs,
+    )
 
 
 @nox.session
@@ -95,3 +105,12 @@ def mutation(session: nox.Session) -> None:
     session.env["HYPOTHESIS_PROFILE"] = "ci"
     session.run("mutmut", "run", *session.posargs)
     session.run("mutmut", "results")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmarks (docs/performance.md): ``nox -s bench``, or ``nox -s bench -- --smoke`` (CI, under a minute)."""
+    session.install("-e", ".[bench]")
+    # arq pins redis-py below 6, which celery's Redis transport refuses; arq runs fine on 6.x.
+    session.install("--no-deps", "arq>=0.26")
+    session.run("python", "-m", "bench", *session.posargs)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +31,9 @@ class Registration:
     def listener_type(self) -> str:
         return listener_type_of(self.listener)
 
-    @property
+    @functools.cached_property
     def is_async(self) -> bool:
-        """Whether the listener's ``handle`` is ``async def`` (its timeout is asyncio's, not SIGALRM)."""
+        """Whether the listener's ``handle`` is ``async def`` (its timeout is asyncio's, not SIGALRM); asked per job, so kept."""
         import inspect
 
         return inspect.iscoroutinefunction(getattr(self.listener, "handle", None))
@@ -68,6 +69,7 @@ class App:
         self._by_event: dict[str, list[Registration]] = {}
         self._by_job: dict[tuple[str, str], Registration] = {}
         self._drivers: dict[str, Driver] = {}
+        self._overrides: dict[str, Driver] = {}  # use_driver(): test doubles, kept across close()
         self._lock = threading.Lock()
         with _current_lock:
             _current = self
@@ -112,6 +114,24 @@ class App:
 
     def dispatch(self, event: Event) -> None:
         """Run inline listeners now and push a job for each queued one, in registration order."""
+        for connection, queue, job, delay in self._jobs_for(event):
+            self.push(connection, queue, job, delay=delay)
+
+    def dispatch_many(self, events: Sequence[Event]) -> None:
+        """Dispatch several events: one ``push_many`` per (connection, queue), in event order.
+
+        Inline listeners run as each event comes; the queued jobs are pushed after the last one,
+        so the jobs of one queue arrive in one round trip where the driver allows, in order.
+        """
+        batches: dict[tuple[str, str, float], list[Job]] = {}
+        for event in events:
+            for connection, queue, job, delay in self._jobs_for(event):
+                batches.setdefault((connection, queue, delay), []).append(job)
+        for (connection, queue, delay), jobs in batches.items():
+            self.push_many(connection, queue, jobs, delay=delay)
+
+    def _jobs_for(self, event: Event) -> Iterator[tuple[str, str, Job, float]]:
+        """Run ``event``'s inline listeners and yield (connection, queue, job, delay) for its queued ones, in order."""
         registrations = self._by_event.get(type(event).event_name, ())
         payload: Any = None
         for registration in registrations:
@@ -124,19 +144,27 @@ class App:
             job = Job(event.event_name, registration.listener_type, payload, uuid=str(uuid.uuid4()))
             mode = registration.mode
             connection = self.config.connection(mode.connection)
-            self.push(connection.name, mode.queue_name or connection.queue, job)
+            yield connection.name, check_queue_name(mode.queue_name or connection.queue), job, mode.delay_secs or 0.0
 
-    def push(self, connection: str | None, queue: str | None, job: Job) -> None:
-        """Push one job onto ``queue`` of ``connection`` (``None``: the defaults)."""
+    def push(self, connection: str | None, queue: str | None, job: Job, *, delay: float = 0.0) -> None:
+        """Push one job onto ``queue`` of ``connection`` (``None``: the defaults), ready after ``delay`` seconds."""
+        self.push_many(connection, queue, [job], delay=delay)
+
+    def push_many(self, connection: str | None, queue: str | None, jobs: Sequence[Job], *, delay: float = 0.0) -> None:
+        """Push several jobs in order, in as few round trips as the driver allows, ready after ``delay`` seconds."""
+        delay_secs = _delay_secs(delay)
         conn = self.config.connection(connection)
         name = check_queue_name(conn.queue if queue is None else queue)
-        self.driver(conn.name).push(name, job.to_json())
-
-    def push_many(self, connection: str | None, queue: str | None, jobs: Sequence[Job]) -> None:
-        """Push several jobs in order, in as few round trips as the driver allows."""
-        conn = self.config.connection(connection)
-        name = check_queue_name(conn.queue if queue is None else queue)
-        self.driver(conn.name).push_many(name, [job.to_json() for job in jobs])
+        bodies = [job.to_json() for job in jobs]
+        if not bodies:
+            return
+        driver = self.driver(conn.name)
+        if delay_secs > 0:
+            driver.later(name, bodies, delay_secs)
+        elif len(bodies) == 1:
+            driver.push(name, bodies[0])
+        else:
+            driver.push_many(name, bodies)
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -144,10 +172,26 @@ class App:
         """The driver of a connection, built on first use and kept."""
         conn = self.config.connection(connection)
         with self._lock:
-            driver = self._drivers.get(conn.name)
+            driver = self._overrides.get(conn.name)
+            if driver is None:
+                driver = self._drivers.get(conn.name)
             if driver is None:
                 driver = self._drivers[conn.name] = make_driver(conn, self.run_encoded)
         return driver
+
+    def use_driver(self, connection: str | None, driver: Driver | None) -> Driver | None:
+        """Make ``connection`` use ``driver`` until it is replaced again; returns the one it replaces, if any.
+
+        For test doubles (``oxide.testing``): ``close()`` leaves them in place, so code
+        under test that closes the app cannot send the next job to a real server.
+        ``None`` ends the replacement: the configured driver is used again.
+        """
+        conn = self.config.connection(connection)
+        with self._lock:
+            previous = self._overrides.pop(conn.name, None)
+            if driver is not None:
+                self._overrides[conn.name] = driver
+        return previous
 
     def close(self) -> None:
         """Close every driver this app opened."""
@@ -174,6 +218,12 @@ class App:
         """Run one encoded job inline (the sync driver); the listener's exception propagates."""
         _job, registration, event = self.decode(body)
         run_handler(registration.make_listener(), event)
+
+
+def _delay_secs(delay: object) -> float:
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay < float("inf"):
+        raise OxideError(f"push: delay: expected a finite number of seconds >= 0, got {delay!r}")
+    return float(delay)
 
 
 def load_app(spec: str) -> App:

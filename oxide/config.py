@@ -10,6 +10,7 @@ are expanded in every string value. Nothing else in the package reads
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -35,12 +36,24 @@ __all__ = [
 ]
 
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+SQL_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 # Which keys each driver reads from its [connections.<name>] block. A new driver adds a line here.
 DRIVER_KEYS: dict[str, frozenset[str]] = {
     "sync": frozenset({"driver", "queue"}),
     "redis": frozenset(
         {"driver", "url", "queue", "block_timeout_secs", "visibility_timeout_secs", "poll_interval_secs", "prefetch"}
+    ),
+    "database": frozenset(
+        {
+            "driver",
+            "connection",
+            "table",
+            "queue",
+            "block_timeout_secs",
+            "visibility_timeout_secs",
+            "poll_interval_secs",
+        }
     ),
 }
 NUMBER_KEYS = frozenset({"block_timeout_secs", "visibility_timeout_secs", "poll_interval_secs"})
@@ -90,6 +103,11 @@ class ConnectionConfig:
     visibility_timeout_secs: float = 90.0
     poll_interval_secs: float = 0.5
     prefetch: int = 1
+    # The database driver: the database.toml connection it uses (None: that file's default), its
+    # table, and that connection resolved when the config is loaded (a SQLite path made absolute).
+    connection: str | None = None
+    table: str = "jobs"
+    database: DatabaseUrl | None = None
 
 
 @dataclass(frozen=True)
@@ -308,10 +326,50 @@ def _connection(name: str, raw_block: Any, block: Any, file: str) -> ConnectionC
             raise ConfigError(
                 f"{where}.url: expected a redis://, rediss:// or unix:// URL, got {redact_url(url)!r}{_source(raw_block.get('url'))}"
             )
-        if settings.get("block_timeout_secs") == 0:
-            # BRPOP with 0 blocks forever: the worker would never notice a signal while idle.
-            raise ConfigError(f"{where}.block_timeout_secs: expected a number > 0, got 0")
+        for key in ("block_timeout_secs", "poll_interval_secs"):
+            if settings.get(key) == 0:
+                # BRPOP with 0 blocks forever: the worker would never notice a signal while idle
+                # (an idle reserving worker waits poll_interval_secs on the wake-up lists).
+                raise ConfigError(f"{where}.{key}: expected a number > 0, got 0")
+    if driver == "database":
+        table = settings.get("table", ConnectionConfig.table)
+        if not SQL_IDENTIFIER.fullmatch(table):
+            raise ConfigError(
+                f"{where}.table: expected a plain SQL table name ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters), "
+                f"got {table!r}{_source(raw_block.get('table'))}"
+            )
+        for key, why in (
+            ("block_timeout_secs", "a worker would never wait for a job"),
+            ("poll_interval_secs", "an idle worker would query the database without pause"),
+            ("visibility_timeout_secs", "the database driver always holds a taken job for a while"),
+        ):
+            if settings.get(key) == 0:
+                raise ConfigError(f"{where}.{key}: expected a number > 0, got 0 ({why})")
     return ConnectionConfig(**settings)
+
+
+def _resolve_database(
+    conn: ConnectionConfig, raw_block: Any, databases: DatabaseConfig, root: Path, *, qfile: str, dbfile: str
+) -> ConnectionConfig:
+    """A database-driver connection with its database.toml connection looked up, or a ConfigError."""
+    where = f"{qfile}: connections.{conn.name}"
+    defined = ", ".join(sorted(databases.connections)) or "(none)"
+    if conn.connection is None:
+        key, origin = databases.default, f"{where}: no 'connection' key, so the default database connection"
+    else:
+        key, origin = conn.connection, f"{where}.connection"
+    url = databases.connections.get(key)
+    if url is None:
+        source = _source(raw_block.get("connection")) if isinstance(raw_block, dict) else ""
+        raise ConfigError(f"{origin}: {dbfile} has no database connection named {key!r}{source}; defined: {defined}")
+    if url.dialect == "sqlite":
+        if url.path == ":memory:":
+            raise ConfigError(
+                f"{origin}: database connection {key!r} is sqlite://:memory:, which lives inside one connection "
+                "only; a queue needs a file (sqlite:///database/database.sqlite) or a server"
+            )
+        url = dataclasses.replace(url, path=str(root / (url.path or "")))
+    return dataclasses.replace(conn, connection=key, database=url)
 
 
 def redact_url(url: str) -> str:
@@ -418,11 +476,17 @@ def load_config(config_dir: str | os.PathLike[str] | None = None, environ: Mappi
             f"{dbfile}: default: no database connection named {db_default!r}; "
             f"defined: {', '.join(sorted(db_connections)) or '(none)'}"
         )
+    databases = DatabaseConfig(db_default, db_connections)
+    root = directory.resolve().parent
+    for name, conn in connections.items():
+        if conn.driver == "database":
+            raw_block = raw_connections.get(name) if isinstance(raw_connections, dict) else None
+            connections[name] = _resolve_database(conn, raw_block, databases, root, qfile=qfile, dbfile=dbfile)
     return Config(
         config_dir=directory,
-        root=directory.resolve().parent,
+        root=root,
         default=default,
         connections=connections,
         failed_driver=failed_driver,
-        database=DatabaseConfig(db_default, db_connections),
+        database=databases,
     )

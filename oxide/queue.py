@@ -15,11 +15,11 @@ from .wire import Job
 __all__ = ["Job", "check_queue_name", "push", "push_many"]
 
 
-def push(connection: str | None, queue: str | None, job: Job) -> None:
-    """Push ``job`` onto ``queue`` of ``connection``; ``None`` means the configured default."""
-    current_app().push(connection, queue, job)
+def push(connection: str | None, queue: str | None, job: Job, *, delay: float = 0.0) -> None:
+    """Push ``job`` onto ``queue`` of ``connection`` (``None``: the configured default), ready after ``delay`` s."""
+    current_app().push(connection, queue, job, delay=delay)
 
 
-def push_many(connection: str | None, queue: str | None, jobs: Sequence[Job]) -> None:
-    """Push several jobs in order, pipelined where the driver can."""
-    current_app().push_many(connection, queue, jobs)
+def push_many(connection: str | None, queue: str | None, jobs: Sequence[Job], *, delay: float = 0.0) -> None:
+    """Push several jobs in order, pipelined where the driver can, ready after ``delay`` seconds."""
+    current_app().push_many(connection, queue, jobs, delay=delay)

@@ -36,6 +36,7 @@ _MAX_INT_CHARS = 20  # len(str(I64_MIN)) == len(str(U64_MAX))
 
 _REQUIRED = ("event_name", "listener_type", "payload")
 _KNOWN_OPTIONAL = ("uuid", "attempts")
+_QUOTED_FIELDS = tuple(f'"{name}"' for name in (*_REQUIRED, *_KNOWN_OPTIONAL))  # built once: checked per job
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 # An escape that may spell a letter of a field's name or its "_" (\u0065vent_name is event_name).
@@ -292,9 +293,7 @@ class Job:
             raise JobDecodeError("job is nested too deeply") from None
         if not isinstance(value, dict):
             raise JobDecodeError(f"a job is a JSON object, got {type(value).__name__}")
-        if _ESCAPED_NAME_CHAR.search(text) or any(
-            text.count(f'"{name}"') > 1 for name in (*_REQUIRED, *_KNOWN_OPTIONAL)
-        ):
+        if _ESCAPED_NAME_CHAR.search(text) or any(text.count(quoted) > 1 for quoted in _QUOTED_FIELDS):
             _refuse_duplicate_fields(text)
         # serde_json refuses these in every value it reads, also in one that a repeated key replaces
         # later, which the parsed dict no longer holds: so they are looked for in the text.

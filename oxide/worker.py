@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import enum
 import logging
+import random
 import signal
 import threading
 import time
 import traceback
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,10 +40,10 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from .attempts import AttemptPolicy, backoff_delay
-from .drivers import Delivery, Driver, check_queue_name
+from .drivers import BatchTaker, Delivery, Driver, check_queue_name
 from .errors import ConnectionUnavailable, JobEncodeError, JobTimedOut, MaxAttemptsExceeded, OxideError, QueueNameError
 from .events import run_handler
-from .failed import FailedJob, provider_for
+from .failed import FailedJob, FailedJobProvider, provider_for
 from .supervision import Supervisor, soft_timeout
 from .wire import Job, encode_value
 
@@ -82,6 +84,8 @@ class WorkerOptions:
     reconnect_initial_secs: float = 0.1
     reconnect_max_secs: float = 5.0
     handle_signals: bool = True  # install SIGINT/SIGTERM handlers (possible only in the main thread)
+    # Jobs reserved per take (--prefetch); None: the connection's ``prefetch`` setting. See docs/performance.md.
+    prefetch: int | None = None
     # Defaults for listeners that set none of their own (Mode.queue(...).tries/backoff/timeout).
     policy: AttemptPolicy = field(default_factory=AttemptPolicy)
 
@@ -90,6 +94,8 @@ class WorkerOptions:
             raise OxideError(f"WorkerOptions.max_jobs: expected a whole number >= 1 or None, got {self.max_jobs!r}")
         if self.max_time_secs is not None and not 0 < self.max_time_secs < float("inf"):
             raise OxideError(f"WorkerOptions.max_time_secs: expected seconds > 0 or None, got {self.max_time_secs!r}")
+        if self.prefetch is not None and (type(self.prefetch) is not int or self.prefetch < 1):
+            raise OxideError(f"WorkerOptions.prefetch: expected a whole number >= 1 or None, got {self.prefetch!r}")
         if not 0 < self.reconnect_initial_secs <= self.reconnect_max_secs:
             raise OxideError("WorkerOptions: expected 0 < reconnect_initial_secs <= reconnect_max_secs")
         policy = self.policy
@@ -156,6 +162,7 @@ class Worker:
         sleep: Callable[[float], object] = time.sleep,
         failer: Failer | None = None,
         driver: Driver | None = None,
+        jitter: Callable[[float, float], float] = random.uniform,
     ) -> None:
         self.app = app
         self.connection = app.config.connection(connection)
@@ -170,7 +177,14 @@ class Worker:
         self.options = options if options is not None else WorkerOptions()
         self._clock = clock
         self._sleep = sleep
-        self._failer: Failer = failer if failer is not None else provider_for(app.config, self.connection.name).log
+        self._jitter = jitter  # the backoff's random factor; tests pass a seeded one to be repeatable
+        # The provider also moves failures parked while the database was down into failed_jobs: the
+        # worker asks it to whenever it finds its queues empty (cheap when nothing is parked).
+        self._provider: FailedJobProvider | None = None
+        if failer is None:
+            self._provider = provider_for(app.config, self.connection.name)
+            failer = self._provider.log
+        self._failer: Failer = failer
         self._driver = driver if driver is not None else app.driver(self.connection.name)
         self._take_wait_secs = min(self.connection.block_timeout_secs, MAX_TAKE_WAIT_SECS)
         # Written by the signal handler: a plain attribute store, nothing else.
@@ -183,6 +197,16 @@ class Worker:
         self._empty_wait_secs = 0.0  # time spent in those takes
         self._reconnect_attempts = 0
         self._supervisor = Supervisor(self._driver, self.connection.visibility_timeout_secs, clock=clock)
+        # The hot path (docs/performance.md): a driver that can acknowledge the finished job in the
+        # same round trip as the next take gets its acknowledgements deferred to that take, and may
+        # hand over several jobs per take (prefetch); jobs taken but not started are kept in _held.
+        self._taker = self._driver if isinstance(self._driver, BatchTaker) else None
+        self._prefetch = self.options.prefetch or self.connection.prefetch
+        self._deferring = False  # acknowledgements wait for the next take (only inside run())
+        self._done: list[Delivery] = []  # finished jobs whose acknowledgement rides on the next take
+        self._held: deque[tuple[Delivery, float]] = deque()  # taken, not started: (delivery, when taken)
+        visibility = self.connection.visibility_timeout_secs
+        self._refresh_after_secs = visibility / 3 if visibility > 0 else None
 
     # -- stopping --------------------------------------------------------------------------------
 
@@ -222,6 +246,7 @@ class Worker:
             log.info("connection=%s driver=%s keeps no jobs: nothing to consume", name, self.connection.driver)
             return StopReason.NOTHING_TO_CONSUME
         previous = self._install_signal_handlers()
+        self._deferring = self._taker is not None
         try:
             self._started = self._clock()
             log.info("worker started: connection=%s queues=%s", name, ",".join(self.queues))
@@ -239,6 +264,8 @@ class Worker:
             )
             return reason
         finally:
+            self._deferring = False
+            self._settle()
             self._supervisor.close()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -252,9 +279,14 @@ class Worker:
         return previous
 
     def _cycle(self) -> None:
+        if self._held:
+            held = self._next_held()
+            if held is not None:
+                self.process(held)
+            return
         began = self._clock()
         try:
-            delivery = self._driver.pop(self.queues, self._take_wait_secs)
+            delivery = self._take()
         except ConnectionUnavailable as exc:
             self._wait_to_reconnect(f"unavailable: {exc}")
             return
@@ -268,10 +300,88 @@ class Worker:
         if delivery is None:
             self._empty_takes += 1
             self._empty_wait_secs += self._clock() - began
+            if self._provider is not None:
+                self._provider.flush_parked()
             return
         self._empty_takes = 0
         self._empty_wait_secs = 0.0
         self.process(delivery)
+
+    def _take(self) -> Delivery | None:
+        """One job: taken alone (``pop``), or with the finished jobs' acknowledgements and up to prefetch - 1 more."""
+        if self._taker is None:
+            return self._driver.pop(self.queues, self._take_wait_secs)
+        limit = self._prefetch
+        if self.options.once:
+            limit = 1
+        elif self.options.max_jobs is not None:
+            limit = max(1, min(limit, self.options.max_jobs - self.jobs_processed))
+        done, self._done = self._done, []
+        try:
+            held, taken = self._taker.take(self.queues, self._take_wait_secs, limit=limit, done=done)
+        except BaseException:
+            # The reply may be lost after the server acted: acknowledge again next time (a second
+            # acknowledgement of the same job finds nothing and is reported as expired, harmlessly).
+            self._done[:0] = done
+            raise
+        self._report_acks(done, held)
+        if not taken:
+            return None
+        now = self._clock()
+        self._held.extend((delivery, now) for delivery in taken[1:])
+        return taken[0]
+
+    def _next_held(self) -> Delivery | None:
+        """The next prefetched job, its reservation refreshed if it has waited long; None if it expired meanwhile."""
+        delivery, taken_at = self._held.popleft()
+        if self._refresh_after_secs is None or self._clock() - taken_at < self._refresh_after_secs:
+            return delivery
+        try:
+            still_held = self._driver.extend(delivery)
+        except OxideError as exc:
+            log.warning(
+                "queue=%s could not extend a prefetched job's reservation (%s): running it", delivery.queue, exc
+            )
+            return delivery
+        if still_held:
+            return delivery
+        log.warning(
+            "queue=%s a prefetched job's reservation expired before it started: it is back in its queue, "
+            "not run here (lower --prefetch, or raise visibility_timeout_secs)",
+            delivery.queue,
+        )
+        return None
+
+    def _report_acks(self, done: Sequence[Delivery], held: Sequence[bool]) -> None:
+        for delivery, still_held in zip(done, held, strict=True):
+            if not still_held:
+                log.warning(
+                    "queue=%s the job's reservation had expired before it was acknowledged: it may have run twice",
+                    delivery.queue,
+                )
+
+    def _settle(self) -> None:
+        """On the way out: acknowledge the finished jobs and give back the prefetched ones never started."""
+        if self._taker is None or not (self._done or self._held):
+            return
+        unstarted = [delivery for delivery, _taken_at in self._held]
+        self._held.clear()
+        done, self._done = self._done, []
+        try:
+            if unstarted:
+                back = self._taker.give_back(unstarted)
+                log.info("gave back %d prefetched job(s) not started, to the front of their queues", back)
+            if done:
+                held, _ = self._taker.take(self.queues, 0, limit=0, done=done)
+                self._report_acks(done, held)
+        except Exception as exc:
+            log.error(
+                "could not settle %d finished and %d unstarted job(s) (%s): they return to their queues after "
+                "the visibility timeout",
+                len(done),
+                len(unstarted),
+                exc,
+            )
 
     def _wait_to_reconnect(self, why: str) -> None:
         options = self.options
@@ -334,10 +444,14 @@ class Worker:
             self._failed(delivery, job, exc, began)
             raise  # a listener's SystemExit/KeyboardInterrupt: recorded first, then honoured
         self._ack(delivery)
-        log.info("%s outcome=done attempt=%d", self._describe(delivery, job, job.uuid, began), attempt)
+        if log.isEnabledFor(logging.INFO):  # the description costs more than the rest of a no-op job's bookkeeping
+            log.info("%s outcome=done attempt=%d", self._describe(delivery, job, job.uuid, began), attempt)
         return True
 
     def _ack(self, delivery: Delivery) -> None:
+        if self._deferring:
+            self._done.append(delivery)  # sent with the next take, in the same round trip
+            return
         try:
             held = self._driver.ack(delivery)
         except OxideError as exc:
@@ -354,7 +468,7 @@ class Worker:
         self, delivery: Delivery, job: Job, attempt: int, policy: AttemptPolicy, *, exc: BaseException, began: float
     ) -> None:
         self.jobs_failed += 1
-        delay = backoff_delay(policy.backoff_secs, attempt)
+        delay = backoff_delay(policy.backoff_secs, attempt, uniform=self._jitter)
         log.warning(
             "%s outcome=retry attempt=%d/%d delay_s=%.2f error=%s: %s",
             self._describe(delivery, job, job.uuid, began),

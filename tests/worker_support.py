@@ -11,7 +11,8 @@ from typing import Any
 from oxide import App, Event, Mode
 from oxide.config import Config, ConnectionConfig, DatabaseConfig
 from oxide.drivers import Delivery
-from oxide.drivers.redis import queue_key
+from oxide.drivers.redis import RedisDriver, queue_key
+from oxide.drivers.reservations import keys_of
 from oxide.failed import FailedJob
 from oxide.wire import Job
 from oxide.worker import Worker, WorkerOptions
@@ -188,3 +189,45 @@ def make_harness(client: Any, block_timeout_secs: float = 5.0) -> Harness:
     app.listen(Parted, AsyncRecorder, Mode.queue("redis"))
     clock = FakeClock()
     return Harness(app, recorder, clock, InstantDriver(client, clock), [])
+
+
+class ClockedDriver(InstantDriver):
+    """The real RedisDriver over fakeredis with reservations timed by the fake clock (ms), so that
+    delays, backoffs and visibility deadlines pass when the test moves the clock; a take finding
+    nothing ready moves the clock on by its timeout instead of blocking. Releases are recorded."""
+
+    def __init__(self, client: Any, clock: FakeClock, name: str = "redis", **settings: Any) -> None:
+        super().__init__(client, clock, name)
+        self.inner = RedisDriver(
+            ConnectionConfig(name=name, driver="redis", **settings),
+            client=client,
+            clock_ms=lambda: round(clock.now * 1000),
+        )
+        self.releases: list[tuple[bytes, str, float]] = []  # (taken body, released body, delay_secs)
+
+    def pop(self, queues: Sequence[str], timeout_secs: float) -> Delivery | None:
+        self.waits.append(timeout_secs)
+        if self.failures:
+            raise self.failures.pop(0)
+        taken = self.inner.scripts.reserve(queues)
+        if not taken:
+            self.clock.advance(timeout_secs)
+            return None
+        job = taken[0]
+        delivery = Delivery(queue=job.queue, body=job.body, receipt=job, expirations=job.crashes)
+        self.taken.append(delivery)
+        return delivery
+
+    def release(self, delivery: Delivery, body: str, delay_secs: float) -> bool:
+        self.releases.append((delivery.body, body, delay_secs))
+        return self.inner.release(delivery, body, delay_secs)
+
+    def keys(self, queue: str) -> dict[str, Any]:
+        """What Redis holds for ``queue``: ready bodies (front first), reserved and delayed members with scores."""
+        ready, reserved, delayed, _notify, crashes = keys_of(queue)
+        return {
+            "ready": list(reversed(self.client.lrange(ready, 0, -1))),
+            "reserved": self.client.zrange(reserved, 0, -1, withscores=True),
+            "delayed": self.client.zrange(delayed, 0, -1, withscores=True),
+            "crashes": self.client.hgetall(crashes),
+        }

@@ -26,7 +26,9 @@ def register(sub: Any) -> None:
         "A file already there is left alone: unchanged, or edited by you (--force replaces it).\n\n"
         "example:\n  oxide vendor:publish queue && oxide migrate",
     )
-    p.add_argument("tag", choices=sorted(PUBLISHABLE), help="what to publish: 'queue' is the failed_jobs table")
+    p.add_argument(
+        "tag", choices=sorted(PUBLISHABLE), help="what to publish: 'queue' is the failed_jobs and jobs tables"
+    )
     p.add_argument("--force", action="store_true", help="overwrite published files that you have edited")
     p.set_defaults(handler=vendor_publish)
 

@@ -104,6 +104,14 @@ def register(sub: Any) -> None:
         "no .timeout() of their own (default: no limit); one that cannot be interrupted makes the worker exit "
         "with status 75 so that a supervisor restarts it, and its job returns to the queue",
     )
+    parser.add_argument(
+        "--prefetch",
+        metavar="N",
+        help="reserve up to N jobs per take, all from the highest-priority non-empty queue, in one round trip "
+        "(default: the connection's 'prefetch' setting, 1). A job pushed to a higher queue meanwhile waits "
+        "until the batch in hand is done; jobs not started when the worker stops go back to the front of "
+        "their queue at once",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -162,6 +170,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     tries = parse_count("--tries", args.tries)
     backoff = parse_seconds("--backoff", args.backoff)
     timeout = parse_seconds("--timeout", args.timeout)
+    prefetch = parse_count("--prefetch", args.prefetch)
     if not ctx.app_spec:
         # Without the application no listener is registered, so every job would be recorded as failed.
         raise UsageError("queue:work runs your application's listeners: pass --app MODULE:ATTR or set OXIDE_APP")
@@ -174,6 +183,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         stop_when_empty=args.stop_when_empty,
         max_jobs=max_jobs,
         max_time_secs=max_time,
+        prefetch=prefetch,
         policy=AttemptPolicy(tries=tries or 1, backoff_secs=backoff or 0.0, timeout_secs=timeout),
     )
     app = ctx.app

@@ -113,12 +113,19 @@ class Database:
             return session.query(sql, params)
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A transaction: committed when the block ends, rolled back (and the connection dropped) on error."""
+    def transaction(self, *, for_update: bool = False) -> Iterator[Session]:
+        """A transaction: committed when the block ends, rolled back (and the connection dropped) on error.
+
+        ``for_update``: the block reads rows in order to change them (a queue take), and the
+        dialect starts the transaction so that two such blocks never act on the same row.
+        """
         with self._lock:
             try:
                 connection = self._open()
-                self.dialect.begin(connection)
+                if for_update:
+                    self.dialect.begin_for_update(connection)
+                else:
+                    self.dialect.begin(connection)
                 yield Session(self, connection)
                 connection.commit()
             except DatabaseError:

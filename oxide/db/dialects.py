@@ -5,13 +5,18 @@ passed through :meth:`Dialect.quote`; a dialect rewrites the placeholders for
 its driver's paramstyle, quotes names, connects, writes the statements that
 differ (an insert that ignores a duplicate key, the migrations table), maps
 timestamps and text to what the server stores, and recognises "no such table".
-A new database is one subclass here and one line in :data:`DIALECTS`.
+For the ``database`` queue driver it also says how to read the server's clock
+and how a take locks the row it reserves (``BEGIN IMMEDIATE`` on SQLite,
+``FOR UPDATE SKIP LOCKED`` on the servers). A new database is one subclass here
+and one line in :data:`DIALECTS`.
 """
 
 from __future__ import annotations
 
 import importlib
+import random
 import re
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +63,12 @@ class Dialect:
     quote_char: ClassVar[str] = '"'
     timestamp_type: ClassVar[str] = "TIMESTAMP(6)"
     table_options: ClassVar[str] = ""
+    # The queue driver: the server's clock in whole milliseconds since the Unix epoch, UTC.
+    epoch_ms_sql: ClassVar[str] = "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+    # Appended to a take's SELECT: lock the row returned, and pass over rows other takers hold.
+    # Empty: the server has no row locks (SQLite), and a take holds the whole database instead.
+    skip_locked: ClassVar[str] = ""
+    server_version_sql: ClassVar[str | None] = None
 
     def quote(self, name: str) -> str:
         """A table or column name, quoted; only plain identifiers are accepted, so quoting is exact."""
@@ -81,6 +92,17 @@ class Dialect:
 
     def begin(self, connection: Any) -> None:
         """Start a transaction if the driver does not start one by itself before the next statement."""
+
+    def begin_for_update(self, connection: Any) -> None:
+        """Start a transaction that reads rows in order to change them (a queue take)."""
+        self.begin(connection)
+
+    def skip_locked_missing(self, version: str) -> str | None:
+        """Why a server of ``version`` cannot take queue rows safely, or None if it can."""
+        return None
+
+    def prepare_queue_connection(self, connection: Any) -> None:
+        """Set up a new connection of the queue driver, before its first transaction."""
 
     def insert_ignoring_duplicate(self, table: str, columns: Sequence[str], unique: str) -> str:
         """An INSERT of one row that silently keeps the existing row when ``unique`` already holds the value."""
@@ -158,6 +180,38 @@ class SQLiteDialect(Dialect):
         if getattr(connection, "isolation_level", "") is None and not connection.in_transaction:
             connection.execute("BEGIN")
 
+    def begin_for_update(self, connection: Any) -> None:
+        # SQLite has no row locks. IMMEDIATE takes the write lock before the first read, so two
+        # processes never read the same head of a queue; a deferred BEGIN would let both read and
+        # then fail with SQLITE_BUSY (not retried) when one of them upgrades to write. This holds
+        # for a hand-made connection in sqlite3's implicit mode too: an explicit BEGIN is honoured.
+        if connection.in_transaction:
+            return
+        # SQLite's own wait for a busy lock sleeps up to 100 ms between tries: under steady load a
+        # sleeper missed the lock for seconds (4 s measured) while busier processes took it again
+        # and again. Asking every millisecond or so, up to the connection's own timeout, keeps the
+        # longest wait near 0.3 s and the work evenly shared (docs/database-driver.md).
+        patience_ms = int(connection.execute("PRAGMA busy_timeout").fetchone()[0])
+        connection.execute("PRAGMA busy_timeout = 0")
+        try:
+            deadline = time.monotonic() + patience_ms / 1000
+            while True:
+                try:
+                    connection.execute("BEGIN IMMEDIATE")
+                    return
+                except self.driver().OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() >= deadline:
+                        raise
+                time.sleep(random.uniform(0.0002, 0.002))  # jittered, so waiters do not ask in step
+        finally:
+            connection.execute(f"PRAGMA busy_timeout = {patience_ms:d}")
+
+    def prepare_queue_connection(self, connection: Any) -> None:
+        # Write-ahead logging: workers read while one writes, and a commit costs one fsync of the
+        # log instead of several of a rollback journal (docs/database-driver.md has the figures).
+        # The mode is kept in the file, so this changes it once; it needs a local file system.
+        connection.execute("PRAGMA journal_mode=WAL").fetchall()
+
     def is_missing_table(self, exc: BaseException) -> bool:
         return "no such table" in str(exc)
 
@@ -181,6 +235,15 @@ class PostgreSQLDialect(Dialect):
             return psycopg.connect(conninfo, connect_timeout=max(1, round(timeout_secs)))
 
         return connect
+
+    epoch_ms_sql = "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+    server_version_sql = "SHOW server_version_num"
+
+    def skip_locked_missing(self, version: str) -> str | None:
+        if int(version) >= 90500:
+            return None
+        return f"PostgreSQL {version} has no SKIP LOCKED (9.5 and later have it)"
 
     def is_missing_table(self, exc: BaseException) -> bool:
         return getattr(exc, "sqlstate", None) == "42P01"  # undefined_table
@@ -220,6 +283,33 @@ class MySQLDialect(Dialect):
             )
 
         return connect
+
+    # UTC, whatever the session's time zone; UNIX_TIMESTAMP(NOW(3)) would be off by an hour in a DST fold.
+    epoch_ms_sql = "SELECT TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) DIV 1000"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+    server_version_sql = "SELECT VERSION()"
+
+    def begin_for_update(self, connection: Any) -> None:
+        # READ COMMITTED: a locking read keeps locks only on the rows it returns, and takes no gap
+        # locks, so a take does not block producers inserting into the queue. It applies to the
+        # next transaction, which the next statement starts (PyMySQL runs with autocommit off).
+        cursor = connection.cursor()
+        try:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        finally:
+            cursor.close()
+
+    def skip_locked_missing(self, version: str) -> str | None:
+        numbers = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
+        if numbers is None:
+            return f"cannot tell whether server version {version!r} has SKIP LOCKED"
+        found = tuple(int(n) for n in numbers.groups())
+        mariadb = "mariadb" in version.lower()
+        needed = (10, 6, 0) if mariadb else (8, 0, 1)
+        if found >= needed:
+            return None
+        name = "MariaDB" if mariadb else "MySQL"
+        return f"{name} {version} has no SKIP LOCKED ({name} {'.'.join(map(str, needed))} and later have it)"
 
     def insert_ignoring_duplicate(self, table: str, columns: Sequence[str], unique: str) -> str:
         # Not INSERT IGNORE: that would also turn other errors (bad data) into warnings.

@@ -52,10 +52,13 @@ HEADER = "-- oxide-migration"
 MIGRATIONS_TABLE = "oxide_migrations"
 _DIALECT_MARK = "-- dialect:"
 
-# What `oxide vendor:publish TAG` copies: (package, file) pairs per tag. A database queue
-# driver adds its `jobs` migration to the "queue" tag here, and it is published the same way.
+# What `oxide vendor:publish TAG` copies: (package, file) pairs per tag: the failed_jobs table,
+# and the jobs table of the database queue driver.
 PUBLISHABLE: Mapping[str, Sequence[tuple[str, str]]] = {
-    "queue": (("oxide.failed", "migrations/0001_01_01_000001_create_failed_jobs_table.sql"),),
+    "queue": (
+        ("oxide.failed", "migrations/0001_01_01_000001_create_failed_jobs_table.sql"),
+        ("oxide.drivers", "migrations/0001_01_01_000002_create_jobs_table.sql"),
+    ),
 }
 
 

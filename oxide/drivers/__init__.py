@@ -10,14 +10,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..errors import QueueNameError
 
 if TYPE_CHECKING:
     from ..config import ConnectionConfig
 
-__all__ = ["Delivery", "Driver", "JobRunner", "check_queue_name", "make_driver"]
+__all__ = ["BatchTaker", "Delivery", "Driver", "JobRunner", "check_queue_name", "make_driver"]
 
 _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 
@@ -84,9 +84,31 @@ class Driver(Protocol):
         """Release connections; the driver may be used again afterwards."""
 
 
+@runtime_checkable
+class BatchTaker(Protocol):
+    """Optional, for drivers that can acknowledge and take in one round trip, and take several jobs at once.
+
+    The worker uses it when the driver has it, and :meth:`Driver.pop` / :meth:`Driver.ack` otherwise.
+    """
+
+    def take(
+        self, queues: Sequence[str], timeout_secs: float, *, limit: int = 1, done: Sequence[Delivery] = ()
+    ) -> tuple[list[bool], list[Delivery]]:
+        """Acknowledge ``done``, then take up to ``limit`` jobs from the first non-empty queue (0: only acknowledge).
+
+        Returns whether each job of ``done`` was still held (as ``ack``), and the jobs taken, oldest first.
+        """
+        ...
+
+    def give_back(self, deliveries: Sequence[Delivery]) -> int:
+        """Return taken jobs never started to the front of their queues, in order, without counting an attempt."""
+        ...
+
+
 _FACTORIES: dict[str, str] = {
     "sync": "oxide.drivers.sync:SyncDriver",
     "redis": "oxide.drivers.redis:RedisDriver",
+    "database": "oxide.drivers.database:DatabaseDriver",
 }
 
 

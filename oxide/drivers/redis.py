@@ -13,6 +13,7 @@ reply would hide a lost job, so reconnection is the worker's decision, logged.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 __all__ = ["KEY_PREFIX", "RedisDriver", "connect", "queue_key"]
 
 KEY_PREFIX = "oxide:queue:"
+# A busy worker moves due delayed and expired jobs back into its queues at most this often (every
+# take that finds nothing does it too): it costs two commands per queue, more than the take.
+MIGRATE_EVERY_SECS = 0.1
 _PREFIX_BYTES = KEY_PREFIX.encode()
 
 
@@ -97,10 +101,15 @@ class RedisDriver:
         self.name = config.name
         self.config = config
         # The socket must outlive the longest blocking call, or redis-py reports a timeout mid-wait.
-        self._client = (
+        # Typed Any: redis-py's annotations cover its async client too, so a sync reply type-checks as awaitable.
+        self._client: Any = (
             client if client is not None else connect(config.url, read_timeout_secs=config.block_timeout_secs + 10)
         )
         self.reserving = config.visibility_timeout_secs > 0
+        self._next_migration = 0.0  # time.monotonic() of the next take that migrates
+        # With an injected clock (tests) time moves only when the test says so: migrate on every take,
+        # so that what a take returns depends on that clock alone, never on how fast the test ran.
+        self._migrate_every_secs = MIGRATE_EVERY_SECS if clock_ms is None else 0.0
         self.scripts = Reservations(
             self._client, visibility_ms=round(config.visibility_timeout_secs * 1000), clock_ms=clock_ms
         )
@@ -141,20 +150,64 @@ class RedisDriver:
             self.scripts.later(queue, bodies, round(delay_secs * 1000))
 
     def pop(self, queues: Sequence[str], timeout_secs: float) -> Delivery | None:
+        taken = self.take(queues, timeout_secs)[1]
+        return taken[0] if taken else None
+
+    def take(
+        self, queues: Sequence[str], timeout_secs: float, *, limit: int = 1, done: Sequence[Delivery] = ()
+    ) -> tuple[list[bool], list[Delivery]]:
+        """Acknowledge ``done`` and take up to ``limit`` jobs from the first non-empty queue.
+
+        With reservations on, a busy worker pays one round trip (the ``reserve`` script does
+        both); an idle one also blocks on the queues' ``:notify`` lists, then tries once more.
+        With them off, ``done`` needs nothing and one job is taken with a plain ``BRPOP``.
+        Returns, for each job of ``done``, whether its reservation was still held, and the jobs taken.
+        """
         with self._errors():
             if not self.reserving:
-                return self._brpop(queues, timeout_secs)
-            taken = self.scripts.reserve(queues)
-            if not taken:
+                if limit < 1:  # only acknowledging: nothing to do without reservations, and nothing to take
+                    return [True] * len(done), []
+                delivery = self._brpop(queues, timeout_secs)
+                return [True] * len(done), [] if delivery is None else [delivery]
+            receipts = [d.receipt for d in done if d.receipt is not None]
+            now = time.monotonic()
+            migrate = now >= self._next_migration
+            if migrate:
+                self._next_migration = now + self._migrate_every_secs
+            held, taken = self.scripts.ack_and_reserve(receipts, queues, limit, migrate=migrate)
+            if not taken and not migrate and limit > 0:
+                # Nothing ready: maybe something is due. Look before going to sleep.
+                self._next_migration = now + self._migrate_every_secs
+                taken = self.scripts.reserve(queues, limit)
+            if not taken and limit > 0 and timeout_secs > 0:  # BRPOP with 0 would block for ever
                 self.scripts.wait(queues, min(timeout_secs, self.config.poll_interval_secs))
-                taken = self.scripts.reserve(queues)
-        if not taken:
-            return None
-        job = taken[0]
-        return Delivery(queue=job.queue, body=job.body, receipt=job, expirations=job.crashes)
+                taken = self.scripts.reserve(queues, limit)
+        flags = iter(held)
+        acked = [True if d.receipt is None else next(flags) for d in done]
+        return acked, [Delivery(queue=j.queue, body=j.body, receipt=j, expirations=j.crashes) for j in taken]
+
+    def give_back(self, deliveries: Sequence[Delivery]) -> int:
+        """Return taken jobs never started to the front of their queues, without counting an attempt."""
+        receipts = [d.receipt for d in deliveries if d.receipt is not None]
+        plain = [d for d in deliveries if d.receipt is None]
+        with self._errors():
+            back = self.scripts.give_back(receipts) if receipts else 0
+            # Without reservations a taken job exists only here: back onto the tail, newest first.
+            for delivery in reversed(plain):
+                self._client.rpush(queue_key(delivery.queue), delivery.body)
+        return back + len(plain)
 
     def _brpop(self, queues: Sequence[str], timeout_secs: float) -> Delivery | None:
-        self.scripts.promote(queues)
+        now = time.monotonic()
+        if now >= self._next_migration:  # due delayed jobs: a second round trip, so not on every take
+            self._next_migration = now + self._migrate_every_secs
+            self.scripts.promote(queues)
+        if timeout_secs <= 0:  # no wait asked for, and BRPOP with 0 would block for ever
+            for queue in queues:
+                body = self._client.rpop(queue_key(queue))
+                if body is not None:
+                    return Delivery(queue=queue, body=_as_bytes(body))
+            return None
         reply = self._client.brpop([queue_key(q) for q in queues], timeout=timeout_secs)
         if reply is None:
             return None

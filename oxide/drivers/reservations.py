@@ -63,7 +63,7 @@ class Reservations:
         self._clock_ms = clock_ms
         self._scripts = {
             name: client.register_script(_script_text(name))
-            for name in ("reserve", "push", "later", "ack", "release", "extend", "promote")
+            for name in ("reserve", "push", "later", "ack", "release", "extend", "promote", "give_back")
         }
         # Tokens only need to be unique among live members: a random worker id and a counter.
         self._worker = f"{os.getpid():x}{secrets.token_hex(4)}"
@@ -77,12 +77,43 @@ class Reservations:
 
     def reserve(self, queues: Sequence[str], limit: int = 1) -> list[Reserved]:
         """Up to ``limit`` jobs from the first non-empty queue, in priority order; [] if all are empty."""
+        return self.ack_and_reserve((), queues, limit)[1]
+
+    def ack_and_reserve(
+        self, done: Sequence[Reserved], queues: Sequence[str], limit: int = 1, *, migrate: bool = True
+    ) -> tuple[list[bool], list[Reserved]]:
+        """Acknowledge ``done``, then take up to ``limit`` jobs as :meth:`reserve` does: one round trip.
+
+        Returns, for each job of ``done``, whether its reservation was still held (as :meth:`ack`),
+        and the jobs taken. Every job of ``done`` must come from one of ``queues``. ``migrate=False``
+        skips moving due delayed and expired jobs back into the queues this time.
+        """
         keys = [key for queue in queues for key in keys_of(queue)]
-        reply = self._scripts["reserve"](keys=keys, args=[self._now(), self.visibility_ms, self._token(), limit])
-        if not reply:
-            return []
-        queue = queues[int(reply[0]) - 1]
-        return [Reserved(queue, _as_bytes(reply[i]), int(reply[i + 1])) for i in range(1, len(reply), 2)]
+        args: list[Any] = [self._now(), self.visibility_ms, self._token(), limit, "1" if migrate else "0"]
+        if done:
+            index = {queue: i for i, queue in enumerate(queues, 1)}
+            for job in done:
+                args += (index[job.queue], job.member)
+        reply = self._scripts["reserve"](keys=keys, args=args)
+        held = [flag == ord("1") for flag in _as_bytes(reply[0])]
+        if len(reply) < 2:
+            return held, []
+        queue = queues[int(reply[1]) - 1]
+        return held, [Reserved(queue, _as_bytes(reply[i]), int(reply[i + 1])) for i in range(2, len(reply), 2)]
+
+    def give_back(self, jobs: Sequence[Reserved]) -> int:
+        """Return reserved jobs never started to the front of their queues, in order, no attempt counted.
+
+        Returns how many went back; a job whose reservation had expired is back in its queue already.
+        """
+        back = 0
+        by_queue: dict[str, list[bytes]] = {}
+        for job in jobs:
+            by_queue.setdefault(job.queue, []).append(job.member)
+        for queue, members in by_queue.items():
+            keys = keys_of(queue)
+            back += int(self._scripts["give_back"](keys=[keys[RESERVED], keys[READY], keys[NOTIFY]], args=members))
+        return back
 
     def push(self, queue: str, bodies: Sequence[str | bytes]) -> None:
         """Add jobs to the back of ``queue`` (oldest first) and wake one idle worker per job."""

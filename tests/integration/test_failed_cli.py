@@ -27,6 +27,7 @@ from oxide.wire import Job, encode_value
 from tests.conftest import ScratchDatabase
 
 MIGRATION = "0001_01_01_000001_create_failed_jobs_table"
+JOBS_MIGRATION = "0001_01_01_000002_create_jobs_table"  # the database queue driver's table, same tag
 FIX = "oxide vendor:publish queue && oxide migrate"
 
 
@@ -153,13 +154,16 @@ def test_publish_and_migrate_are_idempotent_on_every_database(
     write_app(root, redis_server_url, key_prefix, scratch_db.url)
     app = TestApp(root, key_prefix, None)
     published = root / "database" / "migrations" / f"{MIGRATION}.sql"
+    jobs = published.with_name(f"{JOBS_MIGRATION}.sql")
 
-    assert app.ok("vendor:publish", "queue") == f"Published {published}\n"
+    assert app.ok("vendor:publish", "queue") == f"Published {published}\nPublished {jobs}\n"
     text = published.read_text()
-    assert app.ok("vendor:publish", "queue") == f"Already published, unchanged: {published}\nNothing to publish.\n"
+    assert app.ok("vendor:publish", "queue") == (
+        f"Already published, unchanged: {published}\nAlready published, unchanged: {jobs}\nNothing to publish.\n"
+    )
     assert published.read_text() == text
 
-    assert app.ok("migrate") == f"Migrated: {MIGRATION}\n"
+    assert app.ok("migrate") == f"Migrated: {MIGRATION}\nMigrated: {JOBS_MIGRATION}\n"
     assert "Nothing to migrate" in app.ok("migrate")
     assert app.ok("queue:failed") == "No failed jobs.\n"
 

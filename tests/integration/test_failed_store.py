@@ -21,6 +21,8 @@ from oxide.failed.store import DatabaseFailedJobProvider
 from tests.conftest import ScratchDatabase
 
 NOW = datetime(2025, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
+# `vendor:publish queue`: the failed_jobs table, and the jobs table of the database queue driver.
+QUEUE_MIGRATIONS = ["0001_01_01_000001_create_failed_jobs_table", "0001_01_01_000002_create_jobs_table"]
 
 
 def failure(uuid: str, **changes: Any) -> FailedJob:
@@ -85,11 +87,12 @@ def store(scratch_db: ScratchDatabase, database: Database) -> DatabaseFailedJobP
 
 def test_migrate_creates_the_table_once_and_records_it(scratch_db: ScratchDatabase, database: Database) -> None:
     assert not database.table_exists("failed_jobs")
-    assert migrate(scratch_db, database) == ["0001_01_01_000001_create_failed_jobs_table"]
+    assert migrate(scratch_db, database) == QUEUE_MIGRATIONS
     assert database.table_exists("failed_jobs")
+    assert database.table_exists("jobs")
     assert migrate(scratch_db, database) == []
     recorded = read_back(scratch_db, "oxide_migrations")
-    assert [(r["migration"], r["batch"]) for r in recorded] == [("0001_01_01_000001_create_failed_jobs_table", 1)]
+    assert [(r["migration"], r["batch"]) for r in recorded] == [(name, 1) for name in QUEUE_MIGRATIONS]
 
 
 def test_a_logged_failure_is_one_row_with_every_column(
@@ -258,10 +261,12 @@ def test_migrations_lacking_this_dialect_apply_nothing(scratch_db: ScratchDataba
     assert not database.table_exists("failed_jobs")
 
 
-def test_published_file_is_the_packaged_one(tmp_path: Path) -> None:
-    [result] = publish("queue", tmp_path)
-    assert result.status == "written"
-    assert result.path.read_text().startswith("-- oxide-migration\n")
+def test_published_files_are_the_packaged_ones(tmp_path: Path) -> None:
+    results = publish("queue", tmp_path)
+    assert [r.path.stem for r in results] == QUEUE_MIGRATIONS
+    for result in results:
+        assert result.status == "written"
+        assert result.path.read_text().startswith("-- oxide-migration\n")
 
 
 def test_the_bare_table_parks_nothing_and_names_itself(store: DatabaseFailedJobProvider) -> None:

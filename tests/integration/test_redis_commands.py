@@ -97,6 +97,23 @@ def test_reservations_reserve_ack_release_extend(real_redis: Any, make_queue_nam
     assert reserving.ack(fourth)
 
 
+def test_batched_take_fused_ack_and_give_back(real_redis: Any, make_queue_names: Any) -> None:
+    high, low = make_queue_names("high", "low")
+    reserving = driver(real_redis, visibility_timeout_secs=30)
+    reserving.push_many(low, ["b1", "b2", "b3", "b4"])
+    held, batch = reserving.take([high, low], 0.5, limit=3)  # reserve.lua: RPOP with a count, one ZADD of pairs
+    assert (held, [d.body for d in batch]) == ([], [b"b1", b"b2", b"b3"])
+    held, more = reserving.take([high, low], 0.5, limit=1, done=batch[:1])  # reserve.lua acknowledges: ZREM, HDEL
+    assert (held, [d.body for d in more]) == ([True], [b"b4"])
+    assert reserving.give_back([*batch[1:], *more]) == 3  # give_back.lua: ZREM, RPUSH, LPUSH, LTRIM
+    held, again = reserving.take([high, low], 0.5, limit=5)
+    assert [d.body for d in again] == [b"b2", b"b3", b"b4"]  # back at the front, in order
+    assert [d.expirations for d in again] == [0, 0, 0]
+    held, _ = reserving.take([high, low], 0.05, limit=0, done=again)
+    assert held == [True, True, True]
+    assert real_redis.zcard(keys_of(low)[1]) == 0
+
+
 def test_an_expired_reservation_returns_to_the_front_counted(real_redis: Any, make_queue_names: Any) -> None:
     (queue,) = make_queue_names("crashy")
     reserving = driver(real_redis, visibility_timeout_secs=0.2)

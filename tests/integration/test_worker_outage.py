@@ -1,6 +1,6 @@
 """Redis outages against a real worker process: it waits, reconnects and carries on without a restart.
 
-Each test runs its own ``redis-server`` on port 6391 (no persistence, a temporary directory) so
+Each test runs its own ``redis-server`` on a port of its own (no persistence, a temporary directory) so
 that it can stop and start it; the server is always killed, by its pid, when the test ends.
 """
 

@@ -1,4 +1,8 @@
-"""Signals against a real worker process and the real Redis: none loses a job, none runs one twice."""
+"""Signals against a real worker process and the real Redis: none loses a job, none runs one twice.
+
+The storm runs twice: with reservations (the default: a taken job waits in ``:reserved`` until it is
+acknowledged) and without (``visibility_timeout_secs = 0``: a plain BRPOP).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,9 @@ import pytest
 
 from oxide import App, Mode
 from oxide.config import load_config
+from oxide.drivers.reservations import keys_of
 from oxide.worker import StopReason, Worker, WorkerOptions
+from tests.conftest import redis_driver_for
 from tests.integration.worker_apps import RecordTick, Tick
 from tests.integration.worker_procs import (
     RECORDER_APP,
@@ -31,7 +37,7 @@ from tests.integration.worker_procs import (
 pytestmark = pytest.mark.redis
 
 TRIALS = 50
-BUDGET_SECS = 50.0  # the whole stress test stops starting trials after this
+BUDGET_SECS = 30.0  # each storm stops starting trials after this
 MIN_TRIALS = 10  # ...but it must have run at least this many to count
 
 
@@ -40,7 +46,7 @@ def token_of(body: bytes) -> str:
 
 
 def one_trial(
-    rng: random.Random, trial: int, tmp_path: Path, env: dict[str, str], *, client: Any, queue: str
+    rng: random.Random, trial: int, tmp_path: Path, env: dict[str, str], *, client: Any, queue: str, reserving: bool
 ) -> dict[str, Any]:
     record = tmp_path / f"record-{trial}.txt"
     worker = start_worker(
@@ -52,6 +58,7 @@ def one_trial(
         log_name=f"worker-{trial}.log",
     )
     key = f"oxide:queue:{queue}"
+    producer = redis_driver_for(client, visibility_timeout_secs=90.0 if reserving else 0.0)
     pushed: list[str] = []
     try:
         # The handlers are in place before "worker started" is logged; a signal before that would
@@ -63,7 +70,12 @@ def one_trial(
         # Keep jobs flowing until the worker has exited, so jobs arrive while it is stopping too.
         while worker.proc.poll() is None:
             burst = [f"{trial}-{len(pushed) + i}" for i in range(rng.randint(1, 3))]
-            client.lpush(key, *(tick(t, sleep_ms=rng.choice([0, 0, 0.5, 2])) for t in burst))
+            bodies = [tick(t, sleep_ms=rng.choice([0, 0, 0.5, 2])) for t in burst]
+            # A plain LPUSH, as redis-cli or a Rust producer sends it, or our push (which wakes idle workers).
+            if rng.random() < 0.5:
+                client.lpush(key, *bodies)
+            else:
+                producer.push_many(queue, bodies)
             pushed += burst
             now = time.monotonic()
             if sent_at is None and now >= signal_at:
@@ -79,14 +91,18 @@ def one_trial(
     assert f"reason=interrupted ({signum.name})" in worker.log
     done = recorded(record)
     left = [token_of(b) for b in client.lrange(key, 0, -1)]
-    client.delete(key)
-    return {"pushed": pushed, "done": done, "left": left, "signal": signum.name}
+    # After a clean stop nothing may stay reserved (it would run again) or delayed.
+    _ready, reserved, delayed, notify, crashes = keys_of(queue)
+    held = {"reserved": client.zcard(reserved), "delayed": client.zcard(delayed), "crashes": client.hlen(crashes)}
+    client.delete(key, reserved, delayed, notify, crashes)
+    return {"pushed": pushed, "done": done, "left": left, "held": held, "signal": signum.name}
 
 
+@pytest.mark.parametrize("reserving", [True, False], ids=["reservations", "brpop"])
 def test_no_signal_loses_or_duplicates_a_job(
-    tmp_path: Path, redis_server_url: str, real_redis: Any, key_prefix: str
+    tmp_path: Path, redis_server_url: str, real_redis: Any, key_prefix: str, reserving: bool
 ) -> None:
-    write_config(tmp_path)
+    write_config(tmp_path, visibility_timeout_secs=None if reserving else 0)
     env = worker_env(redis_server_url)
     # OXIDE_SIGNAL_SEED repeats a run's random choices; the timing of each trial still varies.
     seed = int(os.environ.get("OXIDE_SIGNAL_SEED", random.randrange(2**32)))
@@ -96,7 +112,9 @@ def test_no_signal_loses_or_duplicates_a_job(
     for trial in range(TRIALS):
         if time.monotonic() - started > BUDGET_SECS:
             break
-        outcome = one_trial(rng, trial, tmp_path, env, client=real_redis, queue=f"{key_prefix}sig{trial}")
+        outcome = one_trial(
+            rng, trial, tmp_path, env, client=real_redis, queue=f"{key_prefix}sig{trial}", reserving=reserving
+        )
         counts = Counter(outcome["done"])
         duplicated = sorted(t for t, n in counts.items() if n > 1)
         both = sorted(set(outcome["done"]) & set(outcome["left"]))
@@ -104,12 +122,14 @@ def test_no_signal_loses_or_duplicates_a_job(
         assert duplicated == [], f"seed {seed} trial {trial}: run twice: {duplicated}"
         assert both == [], f"seed {seed} trial {trial}: run and still queued: {both}"
         assert lost == [], f"seed {seed} trial {trial} ({outcome['signal']}): lost {lost}"
+        assert outcome["held"] == {"reserved": 0, "delayed": 0, "crashes": 0}, f"seed {seed} trial {trial}"
         assert sorted(outcome["done"] + outcome["left"]) == sorted(outcome["pushed"])
         totals.update(trials=1, pushed=len(outcome["pushed"]), done=len(outcome["done"]), left=len(outcome["left"]))
         totals.update({outcome["signal"]: 1})
     assert totals["trials"] >= MIN_TRIALS, f"only {totals['trials']} trials ran in {BUDGET_SECS} s"
     assert totals["done"] > 0
-    print(f"\nsignal trials (seed {seed}): {dict(totals)}")
+    mode = "reservations" if reserving else "brpop"
+    print(f"\nsignal trials, {mode} (seed {seed}): {dict(totals)} lost=0 duplicated=0")
 
 
 def test_sigint_while_idle_exits_zero_within_about_a_second(

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,21 +29,41 @@ OUTCOME = re.compile(
 )
 
 
-def tick(token: str, sleep_ms: float = 0.0) -> str:
-    """A job for the recorder app, as any producer would LPUSH it."""
-    return Job("test.tick", TICK_LISTENER, {"sleep_ms": sleep_ms, "token": token}, uuid=token).to_json()
+def tick(token: str, sleep_ms: float = 0.0, after_ms: float = 0.0) -> str:
+    """A job for the recorder app, as any producer would LPUSH it: sleep, record the token, sleep."""
+    payload: dict[str, object] = {"sleep_ms": sleep_ms, "token": token}
+    if after_ms:
+        payload["after_ms"] = after_ms
+    return Job("test.tick", TICK_LISTENER, payload, uuid=token).to_json()
 
 
-def write_config(directory: Path, block_timeout_secs: float = 5.0) -> Path:
-    """A config/ for the recorder app: one redis connection read from $REDIS_URL, failures only logged."""
+def write_config(
+    directory: Path,
+    block_timeout_secs: float = 5.0,
+    *,
+    visibility_timeout_secs: float | None = None,
+    failed_database: bool = False,
+) -> Path:
+    """A config/ for the recorder app: one redis connection read from $REDIS_URL.
+
+    Failures are only logged, unless ``failed_database``: then they go to ``failed_jobs`` in a SQLite
+    file under ``directory`` (run ``vendor:publish queue`` and ``migrate`` first).
+    """
     config = directory / "config"
     config.mkdir(parents=True, exist_ok=True)
+    visibility = "" if visibility_timeout_secs is None else f"visibility_timeout_secs = {visibility_timeout_secs}\n"
+    failed = "database" if failed_database else "none"
     (config / "queue.toml").write_text(
         'default = "redis"\n\n[connections.redis]\ndriver = "redis"\nurl = "${REDIS_URL}"\n'
-        f"block_timeout_secs = {block_timeout_secs}\n\n"
-        '[connections.sync]\ndriver = "sync"\n\n[failed]\ndriver = "none"\n',
+        f"block_timeout_secs = {block_timeout_secs}\n{visibility}\n"
+        f'[connections.sync]\ndriver = "sync"\n\n[failed]\ndriver = "{failed}"\n',
         encoding="utf-8",
     )
+    if failed_database:
+        (config / "database.toml").write_text(
+            'default = "sqlite"\n\n[connections.sqlite]\nurl = "sqlite:///database/database.sqlite"\n',
+            encoding="utf-8",
+        )
     return config
 
 
@@ -127,16 +148,46 @@ def recorded(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").split() if path.exists() else []
 
 
-PORT = 6391
+# Private servers take the first free port of this range. Set OXIDE_TEST_PRIVATE_REDIS_PORTS (e.g. "6410-6419")
+# where other people's servers use the default ones.
+PORTS = os.environ.get("OXIDE_TEST_PRIVATE_REDIS_PORTS", "6391-6399")
+
+
+def port_range(text: str = PORTS) -> range:
+    first, _, last = text.partition("-")
+    return range(int(first), int(last or first) + 1)
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    for port in port_range():
+        if port_is_free(port):
+            return port
+    raise AssertionError(f"no free port for a private redis-server in {PORTS} (OXIDE_TEST_PRIVATE_REDIS_PORTS)")
 
 
 class PrivateRedis:
-    """A redis-server this test owns: started and stopped at will, on the same port each time."""
+    """A redis-server this test owns: started, stopped or killed at will, on the same port and dir each time.
 
-    def __init__(self, binary: str, directory: Path) -> None:
+    ``persistent=True`` turns on the append-only file with an fsync per write, so every write a
+    client saw acknowledged survives a kill -9 of the server.
+    """
+
+    def __init__(self, binary: str, directory: Path, *, persistent: bool = False) -> None:
         self.binary = binary
         self.directory = directory
-        self.url = f"redis://127.0.0.1:{PORT}/0"
+        self.persistent = persistent
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -146,17 +197,17 @@ class PrivateRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.starts += 1
         log = self.directory / f"server-{self.starts}.log"
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
         self.proc = subprocess.Popen(
             [
                 self.binary,
                 "--port",
-                str(PORT),
+                str(self.port),
                 "--bind",
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
+                *persistence,
                 "--dir",
                 str(self.directory),
                 "--logfile",
@@ -172,18 +223,21 @@ class PrivateRedis:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 text = log.read_text(errors="replace") if log.exists() else ""
-                raise AssertionError(f"redis-server on port {PORT} exited at start (port in use?):\n{text[-1500:]}")
+                raise AssertionError(
+                    f"redis-server on port {self.port} exited at start (port in use?):\n{text[-1500:]}"
+                )
             try:
                 return bool(client.ping())
             except redis.RedisError:
                 return False
 
         try:
-            wait_until(answers, f"redis-server on port {PORT} to answer")
+            wait_until(answers, f"redis-server on port {self.port} to answer")
         finally:
             client.close()
 
     def stop(self) -> None:
+        """SIGTERM: the server shuts down cleanly (flushing its append-only file if it has one)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -193,15 +247,22 @@ class PrivateRedis:
                 self.proc.wait()
         self.proc = None
 
+    def kill(self) -> None:
+        """SIGKILL: the server dies at once; only what it had already written survives."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
 
 @contextlib.contextmanager
-def private_redis_server(directory: Path) -> Iterator[PrivateRedis]:
+def private_redis_server(directory: Path, *, persistent: bool = False) -> Iterator[PrivateRedis]:
     """A PrivateRedis (not yet started) that is killed, by its pid, however the block ends."""
     binary = shutil.which("redis-server")
     if binary is None:
         service_missing("redis-server (needed to start a private server)", "install the redis-server package")
     assert binary is not None  # service_missing has skipped or failed otherwise
-    server = PrivateRedis(binary, directory)
+    server = PrivateRedis(binary, directory, persistent=persistent)
     try:
         yield server
     finally:

@@ -109,28 +109,72 @@ class ReservationMachine(RuleBasedStateMachine):
         self.model[queue].delayed[member] = self.now + delay
         self.pushed += 1
 
-    @rule(dt=st.integers(0, 1500))
+    # Half the ticks land on the visibility deadline's edges, so reservations do expire (a crashed
+    # worker's job coming back is the path that matters most) and "deadline == now" is exercised.
+    @rule(
+        dt=st.one_of(
+            st.integers(0, 1500),
+            st.sampled_from([VISIBILITY_MS - 1, VISIBILITY_MS, VISIBILITY_MS + 1, 2 * VISIBILITY_MS]),
+        )
+    )
     def tick(self, dt: int) -> None:
         self.now += dt
+
+    def _take(self, queues: list[str], limit: int, migrate: bool = True) -> tuple[str | None, list[bytes]]:
+        """The model of reserve.lua's take: migrate every listed queue (if asked), then take from the first with jobs."""
+        if migrate:
+            for q in queues:
+                self._migrate(q)
+        for q in queues:
+            m = self.model[q]
+            if m.ready:
+                return q, [m.ready.popleft() for _ in range(min(limit, len(m.ready)))]
+        return None, []
+
+    def _check_taken(self, got: list[Reserved], queue: str | None, expected: list[bytes]) -> Any:
+        if queue is None:
+            assert got == []
+            return multiple()
+        m = self.model[queue]
+        assert [r.body for r in got] == expected
+        assert {r.queue for r in got} == {self._name(queue)}
+        for r in got:
+            assert r.crashes == m.crashes.get(r.body, 0)
+            m.reserved[r.member] = self.now + VISIBILITY_MS
+        return multiple(*got)
 
     @rule(target=held, order=st.permutations(QUEUES), k=st.integers(1, 3), limit=st.integers(1, 3))
     def reserve(self, order: list[str], k: int, limit: int) -> Any:
         queues = order[:k]
         got = self.res.reserve([self._name(q) for q in queues], limit)
-        for q in queues:
-            self._migrate(q)
-        expected_queue = next((q for q in queues if self.model[q].ready), None)
-        if expected_queue is None:
+        return self._check_taken(got, *self._take(queues, limit))
+
+    @rule(target=held, done=consumes(held), limit=st.integers(0, 3), migrate=st.booleans())
+    def ack_and_reserve(self, done: Reserved, limit: int, migrate: bool) -> Any:
+        # The worker's fused call: acknowledge the job it finished and take the next, in one script call.
+        queues = list(QUEUES)
+        m = self.model[self._queue_of(done)]
+        expected_held = done.member in m.reserved
+        held, got = self.res.ack_and_reserve([done], [self._name(q) for q in queues], limit, migrate=migrate)
+        assert held == [expected_held]
+        if expected_held:
+            del m.reserved[done.member]
+            self.acked += 1
+        m.crashes.pop(done.body, None)
+        if limit == 0:
             assert got == []
             return multiple()
-        m = self.model[expected_queue]
-        expected = [m.ready.popleft() for _ in range(min(limit, len(m.ready)))]
-        assert [r.body for r in got] == expected
-        assert {r.queue for r in got} == {self._name(expected_queue)}
-        for r in got:
-            assert r.crashes == m.crashes.get(r.body, 0)
-            m.reserved[r.member] = self.now + VISIBILITY_MS
-        return multiple(*got)
+        return self._check_taken(got, *self._take(queues, limit, migrate))
+
+    @rule(r=consumes(held))
+    def give_back(self, r: Reserved) -> None:
+        # A prefetched job never started: back to the front of its queue, no attempt counted.
+        m = self.model[self._queue_of(r)]
+        expected = r.member in m.reserved
+        assert self.res.give_back([r]) == int(expected)
+        if expected:
+            del m.reserved[r.member]
+            m.ready.appendleft(r.body)
 
     @rule(r=consumes(held))
     def ack(self, r: Reserved) -> None:
@@ -140,7 +184,7 @@ class ReservationMachine(RuleBasedStateMachine):
         if expected:
             del m.reserved[r.member]
             self.acked += 1
-        m.crashes.pop(r.body, None)
+            m.crashes.pop(r.body, None)
 
     @rule(r=consumes(held), delay=st.sampled_from([0, 0, 500, 2000]))
     def release(self, r: Reserved, delay: int) -> None:
@@ -159,6 +203,14 @@ class ReservationMachine(RuleBasedStateMachine):
         else:
             (member,) = set(self.client.zrange(key, 0, -1)) - before
             m.delayed[member] = self.now + delay
+
+    @rule(r=consumes(held))
+    def worker_dies(self, r: Reserved) -> None:
+        # The worker holding r is gone: time runs on to its deadline, and the next reserve on its
+        # queue must bring the job back to the front, its crash counted.
+        deadline = self.model[self._queue_of(r)].reserved.get(r.member)
+        if deadline is not None:
+            self.now = max(self.now, deadline)
 
     @rule(r=held)
     def extend(self, r: Reserved) -> None:

@@ -33,7 +33,7 @@ class Case:
 QUEUE = "queue.toml"
 DB = "database.toml"
 SYNC_ONLY = '[connections.sync]\ndriver = "sync"\n'
-VALID_DRIVERS = "valid drivers: redis, sync"
+VALID_DRIVERS = "valid drivers: database, redis, sync"
 DB_URL_CHOICES = (
     "sqlite:///relative/path",
     "sqlite:////absolute/path",

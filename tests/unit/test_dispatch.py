@@ -627,3 +627,40 @@ def test_decode_reports_a_payload_that_does_not_fit_the_event(tmp_path: Path) ->
     job = Job("auth.user_registered", "tests.unit.test_dispatch.SendWelcomeEmail", {"nope": 1})
     with pytest.raises(JobDecodeError, match=r"payload of 'auth\.user_registered' does not fit UserRegistered"):
         app.decode(job.to_json())
+
+
+# -- dispatch_many ---------------------------------------------------------------------------------
+
+
+def test_dispatch_many_pushes_each_queue_once_in_order_with_the_wire_form_of_dispatch(
+    tmp_path: Path, inspect_redis: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(tmp_path)
+    app.listen(UserRegistered, SendWelcomeEmail, Mode.queue("redis"))
+    calls: list[tuple[str, int]] = []
+    driver = app.driver("redis")
+    real_push_many = driver.push_many
+
+    def counting(queue: str, bodies: Any) -> None:
+        calls.append((queue, len(bodies)))
+        real_push_many(queue, bodies)
+
+    monkeypatch.setattr(driver, "push_many", counting)
+    app.dispatch_many([UserRegistered(user_id=n, email=f"{n}@b.c") for n in range(5)])
+    assert calls == [("default", 5)]  # one bulk push, one round trip
+    app.dispatch(UserRegistered(user_id=5, email="5@b.c"))
+    jobs = jobs_on(inspect_redis, "default")
+    assert [j.payload["user_id"] for j in jobs] == [0, 1, 2, 3, 4, 5]
+    shape = {(j.event_name, j.listener_type, tuple(sorted(j.payload)), j.uuid is not None) for j in jobs}
+    assert len(shape) == 1  # the same wire form as dispatch, uuid included
+    assert len({j.uuid for j in jobs}) == 6
+
+
+def test_dispatch_many_refuses_an_unrepresentable_payload_before_anything_is_pushed(
+    tmp_path: Path, inspect_redis: Any
+) -> None:
+    app = make_app(tmp_path)
+    app.listen(UserRegistered, SendWelcomeEmail, Mode.queue("redis"))
+    with pytest.raises(JobEncodeError):
+        app.dispatch_many([UserRegistered(user_id=1, email="a"), UserRegistered(user_id=2**70, email="b")])
+    assert jobs_on(inspect_redis, "default") == []

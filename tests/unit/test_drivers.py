@@ -289,3 +289,25 @@ def test_an_unreachable_server_is_connection_unavailable(tmp_path: Any) -> None:
         app.push(None, None, Job("e", "l", 1))
     assert "hunter2" not in str(info.value)
     app.close()
+
+
+@pytest.mark.parametrize("visibility", [90, 0])
+def test_a_take_with_no_wait_returns_at_once(client: Any, visibility: int) -> None:
+    driver = redis_driver_for(client, visibility_timeout_secs=visibility)
+    assert driver.pop(["a", "b"], 0) is None  # would block for ever if 0 reached BRPOP
+    driver.push("b", "x")
+    delivery = driver.pop(["a", "b"], 0)
+    assert delivery is not None
+    assert (delivery.queue, delivery.body) == ("b", b"x")
+
+
+@pytest.mark.parametrize("visibility", [90, 0])
+def test_a_take_of_no_jobs_only_acknowledges_and_takes_nothing(client: Any, visibility: int) -> None:
+    driver = redis_driver_for(client, visibility_timeout_secs=visibility)
+    driver.push("q", "first")
+    driver.push("q", "second")
+    done = driver.pop(["q"], 0.01)
+    assert done is not None
+    acked, taken = driver.take(["q"], 0, limit=0, done=[done])
+    assert (acked, taken) == ([True], [])
+    assert driver.size("q") == 1  # "second" is still waiting: a settle on the way out must not swallow it

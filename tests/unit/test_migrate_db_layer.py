@@ -150,20 +150,20 @@ def test_malformed_migrations_are_refused_with_the_line(tmp_path: Path, text: st
 def test_other_tools_sql_files_are_not_migrations(tmp_path: Path) -> None:
     (tmp_path / "0000_theirs.sql").write_text("CREATE TABLE theirs (x INT);\n")
     publish("queue", tmp_path)
-    assert [m.name for m in load_migrations(tmp_path)] == ["0001_01_01_000001_create_failed_jobs_table"]
+    assert [m.name for m in load_migrations(tmp_path)] == [
+        "0001_01_01_000001_create_failed_jobs_table",
+        "0001_01_01_000002_create_jobs_table",
+    ]
     assert load_migrations(tmp_path / "absent") == []
 
 
 def test_publish_is_idempotent_and_keeps_an_edited_copy(tmp_path: Path) -> None:
-    [first] = publish("queue", tmp_path)
-    assert first.status == "written"
-    [again] = publish("queue", tmp_path)
-    assert again.status == "unchanged"
+    first, jobs = publish("queue", tmp_path)
+    assert (first.status, jobs.status) == ("written", "written")
+    assert [r.status for r in publish("queue", tmp_path)] == ["unchanged", "unchanged"]
     first.path.write_text(first.path.read_text() + "-- my note\n")
-    [kept] = publish("queue", tmp_path)
-    assert kept.status == "kept"
+    assert [r.status for r in publish("queue", tmp_path)] == ["kept", "unchanged"]
     assert first.path.read_text().endswith("-- my note\n")
-    [forced] = publish("queue", tmp_path, force=True)
-    assert forced.status == "overwritten"
+    assert [r.status for r in publish("queue", tmp_path, force=True)] == ["overwritten", "unchanged"]
     assert not first.path.read_text().endswith("-- my note\n")
-    assert sorted(p.name for p in tmp_path.iterdir()) == [first.path.name]  # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [first.path.name, jobs.path.name]  # no temporary file left

@@ -60,6 +60,7 @@ def test_bad_seconds(text: str) -> None:
         ["queue:work", "--queue", "a,a"],
         ["queue:work", "--max-jobs", "x"],
         ["queue:work", "--max-time", "-3"],
+        ["queue:work", "--prefetch", "many"],
         ["queue:work"],  # no --app: every job would fail for want of listeners
     ],
 )
