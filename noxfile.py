@@ -53,7 +53,14 @@ def tests(session: nox.Session) -> None:
     """Unit and property tests, the testing kit's and the shop example's (no servers needed)."""
     session.install("-e", ".[test]")
     session.run(
-        "python", "-m", "pytest", "tests/unit", "tests/property", "tests/kit", "examples/shop/tests", *session.posargs
+        "python",
+        "-m",
+        "pytest",
+        "tests/unit",
+        "tests/property",
+        "tests/kit",
+        "examples/shop/tests",
+        *session.posargs,
     )
 
 
@@ -83,6 +90,19 @@ def typecheck(session: nox.Session) -> None:
 def deploy(session: nox.Session) -> None:
     """The workflow and deployment files: actionlint, schemas, hadolint, units; Redis 6.2 (.ci/check-deploy)."""
     session.run("bash", ".ci/check-deploy", external=True)
+
+
+@nox.session
+def mutation(session: nox.Session) -> None:
+    """The full mutation run over the core modules ([tool.mutmut] in pyproject.toml); slow.
+
+    Results stay in mutants/ (git-ignored): `mutmut results` lists survivors, `mutmut show NAME`
+    prints one mutant's diff. CI runs a small fixed subset instead: .ci/mutation-subset.
+    """
+    session.install("-e", ".[dev]")
+    session.env["HYPOTHESIS_PROFILE"] = "ci"
+    session.run("mutmut", "run", *session.posargs)
+    session.run("mutmut", "results")
 
 
 @nox.session

@@ -267,3 +267,11 @@ def test_published_files_are_the_packaged_ones(tmp_path: Path) -> None:
     for result in results:
         assert result.status == "written"
         assert result.path.read_text().startswith("-- oxide-migration\n")
+
+
+def test_the_bare_table_parks_nothing_and_names_itself(store: DatabaseFailedJobProvider) -> None:
+    store.log(failure("u-1"))
+    assert store.flush_parked() == 0
+    assert [r.uuid for r in store.all()] == ["u-1"]
+    assert repr(store).startswith("DatabaseFailedJobProvider(")
+    assert repr(store).endswith(", table='failed_jobs')")

@@ -488,3 +488,85 @@ def test_from_dict_checks_like_from_json() -> None:
     with pytest.raises(JobDecodeError, match="nested deeper"):
         Job.from_dict({"event_name": "e", "listener_type": "l", "payload": nested(MAX_PAYLOAD_DEPTH + 1)})
     assert Job.from_dict({"event_name": "e", "listener_type": "l", "payload": 1, "x": 2}).extra == {"x": 2}
+
+
+def test_from_dict_limits_the_depth_of_unknown_keys_too() -> None:
+    # serde_json's limit holds for the whole document, so a key beside the payload is held to it as well.
+    job = {"event_name": "e", "listener_type": "l", "payload": 1, "meta": nested(MAX_PAYLOAD_DEPTH + 1)}
+    with pytest.raises(JobDecodeError, match=r"job key 'meta' is nested deeper than 126 levels"):
+        Job.from_dict(job)
+    job["meta"] = nested(MAX_PAYLOAD_DEPTH)
+    assert Job.from_dict(job).extra == {"meta": nested(MAX_PAYLOAD_DEPTH)}
+
+
+@pytest.mark.parametrize(
+    ("job", "message"),
+    [
+        (Job("e", "l", 1, uuid="\ud800"), "uuid: string holds a lone surrogate, which is not valid Unicode"),
+        (Job("e", "l", 1, extra={"\ud800": 1}), "extra key: string holds a lone surrogate, which is not valid Unicode"),
+        (Job("e", "l", 1, attempts=2**70), f"attempts: integer {2**70} is outside [-2**63, 2**64-1]"),
+        (Job(1, "l", 1), "event_name and listener_type must be strings"),  # type: ignore[arg-type]
+        (Job("e", "l", {1: "x"}), "payload: object key 1 is a int; JSON keys are strings"),
+        (
+            Job("e", "l", object()),
+            "payload: a builtins.object is not a JSON value (use dict with str keys, list, str, int, float, bool or None)",
+        ),
+    ],
+)
+def test_each_field_that_cannot_be_written_is_named_in_the_error(job: Job, message: str) -> None:
+    with pytest.raises(JobEncodeError) as info:
+        job.to_json()
+    assert str(info.value) == message
+
+
+def test_zero_attempts_is_written() -> None:
+    assert Job("e", "l", 1, attempts=0).to_json() == '{"event_name":"e","listener_type":"l","payload":1,"attempts":0}'
+
+
+def test_encode_value_allows_exactly_the_depth_limit_and_names_its_path() -> None:
+    assert encode_value(nested(MAX_PAYLOAD_DEPTH)).count("[") + encode_value(nested(MAX_PAYLOAD_DEPTH)).count("{") == (
+        MAX_PAYLOAD_DEPTH
+    )
+    with pytest.raises(JobEncodeError, match=rf"^meta(\[0\]|\['k'\])+: nested deeper than {MAX_PAYLOAD_DEPTH} levels$"):
+        encode_value(nested(MAX_PAYLOAD_DEPTH + 1), "meta")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (-0.0, "-0.0"),
+        (0.0, "0.0"),
+        (-1.5, "-1.5"),
+        (0.1, "0.1"),
+        (0.00001, "0.00001"),
+        (1e-7, "1e-7"),
+        (10.0, "10.0"),
+        (100.0, "100.0"),
+        (1.5e300, "1.5e300"),
+    ],
+)
+def test_float_text_at_the_layout_boundaries(value: float, text: str) -> None:
+    # Signed zero, the last fixed-point exponent before e-notation, and trailing zeros kept in the integer part.
+    assert encode_value(value) == text
+
+
+def test_zero_attempts_is_read() -> None:
+    assert Job.from_json('{"event_name":"e","listener_type":"l","payload":1,"attempts":0}').attempts == 0
+
+
+@pytest.mark.parametrize("opener", ["[", '{"k":'])
+def test_text_nested_past_the_limit_with_one_kind_of_bracket_is_refused(opener: str) -> None:
+    closer = "]" if opener == "[" else "}"
+    payload = opener * (MAX_PAYLOAD_DEPTH + 1) + "0" + closer * (MAX_PAYLOAD_DEPTH + 1)
+    with pytest.raises(JobDecodeError, match="nested"):
+        Job.from_json(f'{{"event_name":"e","listener_type":"l","payload":{payload}}}')
+
+
+@pytest.mark.parametrize("container", [list, dict])
+def test_encode_value_limits_lists_and_objects_alike(container: type) -> None:
+    value: Any = 0
+    for _ in range(MAX_PAYLOAD_DEPTH):
+        value = [value] if container is list else {"k": value}
+    assert encode_value(value)
+    with pytest.raises(JobEncodeError, match=f"nested deeper than {MAX_PAYLOAD_DEPTH} levels"):
+        encode_value([value] if container is list else {"k": value})

@@ -51,3 +51,31 @@ def test_migrate_before_publishing_says_what_to_publish(app_dir: Path, capsys: p
         == f"No migrations in {app_dir / 'database' / 'migrations'}; publish the queue's with: oxide vendor:publish queue\n"
     )
     assert not (app_dir / "database" / "database.sqlite").exists()
+
+
+@pytest.mark.parametrize(
+    ("hours", "message"),
+    [
+        ("abc", "expected a whole number of hours, got 'abc'"),
+        ("1.5", "got '1.5'"),
+        ("-1", "expected 0 or more hours, got -1"),
+    ],
+)
+def test_prune_refuses_hours_that_are_not_a_count(
+    app_dir: Path, capsys: pytest.CaptureFixture[str], hours: str, message: str
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["queue:prune-failed", "--hours", hours])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_prune_with_driver_none_says_nothing_is_stored(
+    app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("QUEUE_FAILED_DRIVER", "none")
+    assert main(["queue:prune-failed", "--hours", "0"]) == 0
+    assert (
+        capsys.readouterr().out
+        == 'No failed jobs to prune: failed jobs are not stored ([failed] driver = "none" in queue.toml).\n'
+    )

@@ -258,3 +258,36 @@ def test_idle_flushes_look_again_only_after_parking(tmp_path: Path) -> None:
     assert CountingSpool.drains == 2
     assert provider.flush_parked(force=True) == 0
     assert CountingSpool.drains == 3
+
+
+@pytest.mark.parametrize("text", ["[]", '"a string"', "42", "null"])
+def test_a_parked_line_that_is_not_an_object_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="a parked record is a JSON object"):
+        decode_record(text)
+
+
+def test_the_log_only_provider_keeps_nothing_to_list_find_or_forget() -> None:
+    from oxide.failed import LogOnlyProvider
+
+    provider = LogOnlyProvider()
+    provider.log(failure("u1"))
+    assert provider.all() == []
+    assert provider.find([1]) == []
+    assert provider.forget(1) is False
+    assert provider.flush() == 0
+    assert provider.flush_parked() == 0
+
+
+def test_the_parking_provider_answers_reads_and_deletes_from_its_store(tmp_path: Path) -> None:
+    store = FakeStore()
+    provider = ParkingProvider(store, [SpoolParking(tmp_path / "s.spool")])
+    provider.log(failure("u1"))
+    provider.log(failure("u2"))
+    assert [r.uuid for r in provider.all()] == ["u1", "u2"]
+    assert [r.uuid for r in provider.find([2])] == ["u2"]
+    forgotten: list[int] = []
+    store.forget = lambda job_id: forgotten.append(job_id) is None  # type: ignore[method-assign]
+    assert provider.forget(7) is True
+    assert forgotten == [7]
+    assert provider.flush() == 2
+    assert store.rows == {}
