@@ -18,9 +18,10 @@ import heapq
 import itertools
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol, Self
 from weakref import WeakKeyDictionary
 
 from ..drivers import Delivery, Driver
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from ..app import App
     from ..config import ConnectionConfig
 
-__all__ = ["DrainableDriver", "MemoryDriver", "PushObserver", "install", "installed", "uninstall"]
+__all__ = ["DrainableDriver", "InstalledFake", "MemoryDriver", "PushObserver", "install", "installed", "uninstall"]
 
 PushObserver = Callable[[str, str, "float | None"], object]
 """Told of every job a producer adds: ``(queue, body, delay_secs)``; ``delay_secs`` is None for a plain push."""
@@ -266,3 +267,27 @@ def installed(app: App) -> dict[str, DrainableDriver]:
     with _registry_lock:
         stacks = _installed.get(app, {})
         return {name: stacks[name][-1].driver for name in app.config.connections if stacks.get(name)}
+
+
+class InstalledFake:
+    """What the queue fakes share: drivers installed on connections of ``app`` until :meth:`restore`."""
+
+    app: App
+    drivers: Mapping[str, DrainableDriver]
+    active: bool
+
+    def restore(self) -> None:
+        """Give each connection its driver back; what the fake holds stays readable. Calling it twice is harmless."""
+        if not self.active:
+            return
+        self.active = False
+        for name, driver in reversed(list(self.drivers.items())):
+            uninstall(self.app, name, driver)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.restore()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from ..events import Event
 from ..wire import Job
 from .clock import FakeClock
-from .drivers import MemoryDriver, install, uninstall
+from .drivers import InstalledFake, MemoryDriver, install
 from .matching import JobFilter, describe_value, format_table, plural
 
 if TYPE_CHECKING:
@@ -62,7 +61,7 @@ def jobs_table(jobs: Sequence[PushedJob], marked: Sequence[bool] | None = None) 
     return format_table(HEADERS, [_row(job) for job in jobs], marked=marked)
 
 
-class QueueFake:
+class QueueFake(InstalledFake):
     """Records the jobs an app pushes, on every connection or the ones named, instead of sending them.
 
     Use it as a plain object (``q = QueueFake(app)`` ... ``q.restore()``) or as a
@@ -88,24 +87,6 @@ class QueueFake:
 
     def __repr__(self) -> str:
         return f"QueueFake(connections={list(self.drivers)}, pushed={len(self.jobs)})"
-
-    # -- lifecycle -------------------------------------------------------------------------------
-
-    def restore(self) -> None:
-        """Give each connection its driver back; recorded jobs stay readable. Calling it twice is harmless."""
-        if not self.active:
-            return
-        self.active = False
-        for name, driver in reversed(self.drivers.items()):
-            uninstall(self.app, name, driver)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.restore()
 
     # -- recording -------------------------------------------------------------------------------
 

@@ -11,15 +11,14 @@ Needs ``fakeredis[lua]`` (``pip install 'oxide-queue[testing]'``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from ..config import ConnectionConfig
 from ..drivers.redis import KEY_PREFIX, RedisDriver
 from ..drivers.reservations import SUFFIXES, keys_of
 from ..errors import ConfigError
 from .clock import FakeClock
-from .drivers import install, uninstall
+from .drivers import InstalledFake, install
 
 if TYPE_CHECKING:
     from ..app import App
@@ -97,7 +96,7 @@ class FakeRedisDriver(RedisDriver):
         return min(scores) / 1000 if scores else None
 
 
-class RedisFake:
+class RedisFake(InstalledFake):
     """Every redis connection of an app (or the ones named) on one private fakeredis server.
 
     A plain object (``r = RedisFake(app)`` ... ``r.restore()``) or a context
@@ -130,22 +129,6 @@ class RedisFake:
 
     def __repr__(self) -> str:
         return f"RedisFake(connections={list(self.drivers)})"
-
-    def restore(self) -> None:
-        """Give each connection its driver back; the fake server stays readable. Calling it twice is harmless."""
-        if not self.active:
-            return
-        self.active = False
-        for name, driver in reversed(self.drivers.items()):
-            uninstall(self.app, name, driver)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.restore()
 
     def size(self, queue: str) -> int:
         """How many jobs are ready in ``queue`` (``LLEN oxide:queue:<queue>``)."""
