@@ -8,6 +8,7 @@ driver is a module with a class that satisfies :class:`Driver` and one line in
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -29,6 +30,11 @@ def check_queue_name(name: object) -> str:
             f"invalid queue name {name!r}: use 1 to 128 characters from A-Z, a-z, 0-9, '_', '.' and '-'"
         )
     return name
+
+
+def delay_ms(delay_secs: float) -> int:
+    """A delay in whole milliseconds, rounded up: a job never becomes ready before its delay is over."""
+    return max(0, math.ceil(delay_secs * 1000))
 
 
 @dataclass(frozen=True, slots=True)

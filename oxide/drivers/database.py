@@ -35,7 +35,7 @@ from ..config import ConnectionConfig
 from ..db import Database, Session, TableMissing
 from ..db.dialects import dialect_named
 from ..errors import ConfigError
-from . import Delivery, JobRunner
+from . import Delivery, JobRunner, delay_ms
 from .jobs_sql import MIGRATE_LIMIT, JobsSql
 
 __all__ = ["MIGRATE_LIMIT", "DatabaseDriver", "Held", "open_database"]
@@ -92,14 +92,14 @@ class DatabaseDriver:
             self._insert(session, [(queue, body, first + i, None, now) for i, body in enumerate(bodies)])
 
     def later(self, queue: str, bodies: Sequence[str], delay_secs: float) -> None:
-        delay_ms = round(delay_secs * 1000)
-        if delay_ms <= 0:
+        due_in = delay_ms(delay_secs)
+        if due_in <= 0:
             self.push_many(queue, bodies)
             return
         if not bodies:
             return
         with self._transaction() as (session, now):
-            self._insert(session, [(queue, body, None, now + delay_ms, now) for body in bodies])
+            self._insert(session, [(queue, body, None, now + due_in, now) for body in bodies])
 
     # -- consumers ---------------------------------------------------------------------------------
 
@@ -123,10 +123,10 @@ class DatabaseDriver:
 
     def release(self, delivery: Delivery, body: str, delay_secs: float) -> bool:
         held = _held(delivery)
-        delay_ms = round(delay_secs * 1000)
+        due_in = delay_ms(delay_secs)
         with self._transaction() as (session, now):
-            if delay_ms > 0:
-                place, due = None, now + delay_ms
+            if due_in > 0:
+                place, due = None, now + due_in
             else:
                 place, due = self._back_of_line(session, delivery.queue), None
             return session.execute(self.sql.release, (body, place, due, held.id, held.token)) == 1

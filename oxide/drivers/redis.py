@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import ConnectionConfig, redact_url
 from ..errors import ConfigError, ConnectionUnavailable
-from . import Delivery, JobRunner
+from . import Delivery, JobRunner, delay_ms
 
 if TYPE_CHECKING:
     import redis
@@ -147,7 +147,7 @@ class RedisDriver:
             self.push_many(queue, bodies)
             return
         with self._errors():
-            self.scripts.later(queue, bodies, round(delay_secs * 1000))
+            self.scripts.later(queue, bodies, delay_ms(delay_secs))
 
     def pop(self, queues: Sequence[str], timeout_secs: float) -> Delivery | None:
         taken = self.take(queues, timeout_secs)[1]
@@ -225,7 +225,7 @@ class RedisDriver:
             self.later(delivery.queue, [body], delay_secs)
             return True
         with self._errors():
-            return self.scripts.release(delivery.receipt, body, max(0, round(delay_secs * 1000)))
+            return self.scripts.release(delivery.receipt, body, delay_ms(delay_secs))
 
     def extend(self, delivery: Delivery) -> bool:
         if delivery.receipt is None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from oxide.config import ConnectionConfig
-from oxide.drivers import Delivery
+from oxide.drivers import Delivery, delay_ms
 from oxide.drivers.sync import SyncDriver
 from tests.conftest import redis_driver_for
 
@@ -71,3 +74,19 @@ def test_without_reservations_release_pushes_the_new_body_back(fake_redis: Any) 
     assert fake_redis.lrange("oxide:queue:q", 0, -1) == [b"retry"]
     assert driver.release(Delivery("q", b"old"), "later", 30.0) is True
     assert fake_redis.zcard("oxide:queue:q:delayed") == 1
+
+
+@given(st.floats(min_value=0, max_value=10**9, allow_nan=False))
+def test_a_delay_in_milliseconds_is_never_shorter_than_the_delay_asked_for(delay_secs: float) -> None:
+    due_in = delay_ms(delay_secs)
+    assert due_in >= delay_secs * 1000
+    assert due_in - delay_secs * 1000 <= 1
+
+
+def test_a_fraction_of_a_millisecond_is_rounded_up_not_to_the_nearest() -> None:
+    # A backoff of 16.000193 s rounded to the nearest ms came back 0.193 ms early (CI saw it).
+    assert delay_ms(16.000193) == 16001
+    assert delay_ms(0.0001) == 1
+    assert delay_ms(2.0) == 2000
+    assert delay_ms(0) == 0
+    assert delay_ms(-3.0) == 0
