@@ -78,3 +78,32 @@ def test_argparse_errors_are_one_line_with_status_2(
     err = capsys.readouterr().err
     assert fragment in err
     assert len(err.strip().splitlines()) == 1
+
+
+HEAVY = ("asyncio", "oxide.app", "oxide.events", "oxide.worker", "redis", "sqlite3")
+
+
+def test_help_imports_nothing_heavy_so_the_cli_starts_fast() -> None:
+    # A fresh interpreter: this one has imported everything already. The start-up time itself is a
+    # benchmark figure (bench/); this pins what makes it small.
+    import subprocess
+
+    probe = (
+        "import sys\n"
+        "from oxide.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "queue:work" in done.stdout
+    assert done.stdout.splitlines()[-1] == ""
+
+
+def test_the_package_still_offers_every_public_name_on_first_use() -> None:
+    import oxide
+
+    for name in oxide.__all__:
+        assert getattr(oxide, name).__name__ == name
+    assert set(oxide.__all__) <= set(dir(oxide))
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = oxide.Nope  # type: ignore[attr-defined]
