@@ -68,6 +68,19 @@ class Reservations:
         # Tokens only need to be unique among live members: a random worker id and a counter.
         self._worker = f"{os.getpid():x}{secrets.token_hex(4)}"
         self._counter = itertools.count(1)
+        # A worker takes from the same queues every time: their keys and positions, worked out once.
+        self._layouts: dict[tuple[str, ...], tuple[list[str], dict[str, int]]] = {}
+
+    def _layout(self, queues: Sequence[str]) -> tuple[list[str], dict[str, int]]:
+        """The reserve script's KEYS for ``queues``, and each queue's 1-based position among them."""
+        names = tuple(queues)
+        layout = self._layouts.get(names)
+        if layout is None:
+            if len(self._layouts) >= 64:  # callers passing ever new lists must not grow this without bound
+                self._layouts.clear()
+            layout = ([key for queue in names for key in keys_of(queue)], {q: i for i, q in enumerate(names, 1)})
+            self._layouts[names] = layout
+        return layout
 
     def _now(self) -> str:
         return "" if self._clock_ms is None else str(self._clock_ms())
@@ -88,10 +101,9 @@ class Reservations:
         and the jobs taken. Every job of ``done`` must come from one of ``queues``. ``migrate=False``
         skips moving due delayed and expired jobs back into the queues this time.
         """
-        keys = [key for queue in queues for key in keys_of(queue)]
+        keys, index = self._layout(queues)
         args: list[Any] = [self._now(), self.visibility_ms, self._token(), limit, "1" if migrate else "0"]
         if done:
-            index = {queue: i for i, queue in enumerate(queues, 1)}
             for job in done:
                 args += (index[job.queue], job.member)
         reply = self._scripts["reserve"](keys=keys, args=args)

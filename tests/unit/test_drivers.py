@@ -311,3 +311,26 @@ def test_a_take_of_no_jobs_only_acknowledges_and_takes_nothing(client: Any, visi
     acked, taken = driver.take(["q"], 0, limit=0, done=[done])
     assert (acked, taken) == ([True], [])
     assert driver.size("q") == 1  # "second" is still waiting: a settle on the way out must not swallow it
+
+
+def test_reserve_works_out_each_queue_list_once_and_keeps_a_bounded_number_of_them() -> None:
+    from oxide.drivers.reservations import Reservations
+
+    client = fakeredis.FakeRedis()
+    res = Reservations(client, visibility_ms=60_000)
+    client.lpush("oxide:queue:b", b"job-b")
+    # The same queues, in another order, are another priority: the layout follows the order given.
+    assert res.reserve(["a", "b"])[0].queue == "b"
+    client.lpush("oxide:queue:a", b"job-a")
+    client.lpush("oxide:queue:b", b"job-b2")
+    assert res.reserve(["b", "a"])[0].body == b"job-b2"
+    assert res.reserve(["a", "b"])[0].body == b"job-a"
+    for n in range(200):
+        assert res.reserve([f"q{n}", "a"]) == []
+    assert len(res._layouts) <= 64
+    # An acknowledgement names its queue by position in the list of this call, after many others.
+    client.lpush("oxide:queue:b", b"job-b3")
+    (job,) = res.reserve(["a", "b"])
+    held, _ = res.ack_and_reserve([job], ["a", "b"], limit=0)
+    assert held == [True]
+    assert client.zcard("oxide:queue:b:reserved") == 2  # job-b and job-b2 are still held, job-b3 is not
