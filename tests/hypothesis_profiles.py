@@ -4,7 +4,12 @@
 - ``ci`` (chosen when ``CI=true``): derandomized and without deadlines, so a run
   never fails on a slow machine or on an example it has not seen before; the
   same examples every run, a few more than ``dev``.
-- ``deep``: many more examples, for a long hunt (``HYPOTHESIS_PROFILE=deep``).
+- ``deep``: ten times the examples, and state machines three times as long,
+  for a long hunt (``HYPOTHESIS_PROFILE=deep``; docs/testing-strength.md).
+
+A test that sets its own number of examples (a state machine on a real server
+is slow per example) writes ``examples(n)`` and ``steps(n)``: ``n`` under ``dev``
+and ``ci``, scaled up under ``deep``, so the deep profile deepens every test.
 
 ``HYPOTHESIS_PROFILE`` names a profile explicitly and wins over ``CI``.
 """
@@ -29,7 +34,11 @@ settings.register_profile(
     print_blob=True,
     suppress_health_check=_QUIET,
 )
-settings.register_profile("deep", max_examples=2000, deadline=None, suppress_health_check=_QUIET)
+settings.register_profile("deep", max_examples=1000, deadline=None, suppress_health_check=_QUIET)
+
+# How much deeper the deep profile goes than ci: examples, and steps per state-machine run.
+DEEP_EXAMPLES = 10
+DEEP_STEPS = 3
 
 
 def selected_profile(environ: dict[str, str] | None = None) -> str:
@@ -38,6 +47,16 @@ def selected_profile(environ: dict[str, str] | None = None) -> str:
     if env.get("HYPOTHESIS_PROFILE"):
         return env["HYPOTHESIS_PROFILE"]
     return "ci" if env.get("CI", "").lower() == "true" else "dev"
+
+
+def examples(n: int) -> int:
+    """A test's own number of examples, ``n``, scaled for the selected profile."""
+    return n * DEEP_EXAMPLES if selected_profile() == "deep" else n
+
+
+def steps(n: int) -> int:
+    """A state machine's own number of steps per run, ``n``, scaled for the selected profile."""
+    return n * DEEP_STEPS if selected_profile() == "deep" else n
 
 
 def load() -> None:

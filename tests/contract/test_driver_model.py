@@ -39,6 +39,7 @@ from hypothesis.stateful import (
 
 from oxide.drivers import Delivery, Driver
 from tests.contract.conftest import DriverUnderTest
+from tests.hypothesis_profiles import examples, steps
 
 QUEUES = ("high", "default", "low")
 EMPTY = 0.01
@@ -207,5 +208,5 @@ def test_the_driver_protocol_matches_its_model(driver_under_test: DriverUnderTes
     machine = type("Machine", (DriverProtocolMachine,), {"dut": driver_under_test, "workers": workers})
     run_state_machine_as_test(
         machine,  # type: ignore[arg-type]
-        settings=settings(max_examples=25, stateful_step_count=30, deadline=None, database=None),
+        settings=settings(max_examples=examples(25), stateful_step_count=steps(30), deadline=None, database=None),
     )

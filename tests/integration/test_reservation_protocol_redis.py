@@ -13,6 +13,7 @@ import pytest
 from hypothesis import Phase, settings
 
 from tests.conftest import REDIS_URL
+from tests.hypothesis_profiles import examples, steps
 from tests.property.test_reservation_protocol import ReservationMachine
 
 pytestmark = pytest.mark.redis
@@ -34,8 +35,8 @@ class RealRedisReservationMachine(ReservationMachine):
 # No shrinking: over a network each step costs round trips, and shrinking a failure would take
 # Hypothesis's full five minutes; the fakeredis run of the same machine shrinks in-process.
 RealRedisReservationMachine.TestCase.settings = settings(
-    max_examples=40,
-    stateful_step_count=40,
+    max_examples=examples(40),
+    stateful_step_count=steps(40),
     deadline=None,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )

@@ -24,6 +24,7 @@ from oxide.failed.retry import retry_jobs
 from oxide.failed.store import DatabaseFailedJobProvider
 from oxide.wire import I64_MIN, U64_MAX, Job, encode_value
 from tests.conftest import ScratchDatabase, redis_driver_for
+from tests.hypothesis_profiles import examples
 
 json_values = st.recursive(
     st.none()
@@ -38,7 +39,7 @@ queue_names = st.from_regex(r"[A-Za-z0-9_.-]{1,128}", fullmatch=True)
 # Event and listener names: any text but U+0000, which PostgreSQL text cannot hold (see the store suite).
 names = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), min_size=1, max_size=80)
 EXAMPLES = settings(
-    max_examples=60,
+    max_examples=examples(60),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -18,6 +18,7 @@ from hypothesis import settings
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, multiple, rule
 
 from oxide.drivers.reservations import Reservations, Reserved, keys_of
+from tests.hypothesis_profiles import examples, steps
 
 QUEUES = ["high", "default", "low"]
 VISIBILITY_MS = 1000
@@ -246,5 +247,5 @@ class ReservationMachine(RuleBasedStateMachine):
         assert alive + self.acked == self.pushed
 
 
-ReservationMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+ReservationMachine.TestCase.settings = settings(max_examples=examples(60), stateful_step_count=steps(40), deadline=None)
 TestReservationProtocolOnFakeredis = ReservationMachine.TestCase

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from oxide.drivers import Delivery
 from oxide.wire import Job
 from oxide.worker import StopReason, Worker, WorkerOptions
+from tests.hypothesis_profiles import examples
 from tests.worker_support import EXPLODE, RECORDER, Harness, make_harness
 
 KINDS = ("ok", "ok", "ok", "raises", "not_json", "unknown_listener", "bad_payload")
@@ -108,7 +109,7 @@ def run_model(
     return h, model, worker, worker.run()
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(initial=jobs, spawned=spawns, queue_count=st.integers(1, 4))
 def test_every_take_is_the_oldest_job_of_the_first_non_empty_queue(
     initial: list[tuple[int, str]], spawned: list[list[int]], queue_count: int
@@ -126,7 +127,7 @@ def test_every_take_is_the_oldest_job_of_the_first_non_empty_queue(
     assert worker.jobs_failed == len(failed_tokens)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(initial=jobs, queue_count=st.integers(1, 4), max_jobs=st.integers(1, 30))
 def test_max_jobs_takes_exactly_that_many_or_the_whole_backlog(
     initial: list[tuple[int, str]], queue_count: int, max_jobs: int
