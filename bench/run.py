@@ -441,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", help="use this Redis database instead of a private server: it is FLUSHed")
     parser.add_argument("--out", type=Path, help="where to write results (default bench/results, smoke: a temp dir)")
     parser.add_argument("--repeats", type=int, help="runs of each figure (default 3, smoke 1)")
-    parser.add_argument("--depth", type=int, help="deep-queue size for the growth figure (default 100000)")
+    parser.add_argument("--depth", type=int, help="deep-queue size for the growth figure (default 1000000, as the target says)")
     parser.add_argument("--only", help="comma-separated figure keys to measure (default: all)")
     args = parser.parse_args(argv)
     smoke = args.smoke
@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         n_drain=300 if smoke else 2_000,
         n_failed=100 if smoke else 500,
         repeats=args.repeats or (1 if smoke else 3),
-        depth=args.depth or (3_000 if smoke else 100_000),
+        depth=args.depth or (3_000 if smoke else 1_000_000),
         depth_jobs=200 if smoke else 1_000,
         rss_jobs=2_000 if smoke else 200_000,
         smoke=smoke,
