@@ -43,7 +43,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   # Not root (a CI runner's user): through sudo, which must not ask for a password.
   as_root=()
-  if [ "$(id -u)" != 0 ]; then as_root=(sudo -n DEBIAN_FRONTEND=noninteractive); fi
+  if [ "$(id -u)" != 0 ]; then as_root=(sudo -n env DEBIAN_FRONTEND=noninteractive); fi
   export DEBIAN_FRONTEND=noninteractive
   echo "installing ${missing[*]}" >&2
   if ! "${as_root[@]}" apt-get install -y --no-install-recommends "${missing[@]}" </dev/null >&2; then
