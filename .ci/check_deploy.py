@@ -9,8 +9,9 @@ Run by ``.ci/check-deploy`` with its tools environment (ruamel.yaml, supervisor)
 - deploy/supervisor: supervisord's own parser accepts the file, and each program matches its
   compose pool (queues, numprocs = replicas, stopwaitsecs = the grace period);
 - .github/workflows/ci.yml runs what .ci/run runs: every line of a ``run:`` step is a command line
-  of .ci/run (or the README's test command), every command of .ci/run but its wait for local
-  servers is run by some job, and each part of the README's test command is a command of .ci/run;
+  of .ci/run (or the README's test command), in .ci/run's order, every command of .ci/run but its
+  wait for local servers is run by some job, and each part of the README's test command is a
+  command of .ci/run;
   the Python matrix is noxfile's PYTHONS, the Redis matrix holds 6.2, 7 and latest, the test URLs
   are tests/conftest.py's defaults, and its service images are those of compose.yaml;
 - docs/deployment.md names every deployment file and the grace period.
@@ -235,6 +236,10 @@ def workflow_problems(workflow: dict[str, Any], ci_run: str, readme: str, python
                 found.append(
                     f"{where}: jobs.{job_name}: `{line}` is not a command of .ci/run nor the README's test command"
                 )
+        # In .ci/run's order: a job that builds the oracle after the tests, say, is not running .ci/run.
+        order = [commands.index(line) for line in lines if line in commands]
+        if order != sorted(order):
+            found.append(f"{where}: jobs.{job_name}: runs .ci/run's commands in another order than .ci/run")
         if any(" -m pytest" in line for line in lines):
             pytest_jobs.append(job_name)
     for command in commands:

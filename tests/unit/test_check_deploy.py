@@ -120,6 +120,13 @@ def test_a_lint_step_other_than_ci_runs_fails() -> None:
     assert "ci.yml: no job runs .ci/run's `.venv/bin/mypy --strict oxide`" in found
 
 
+def test_ci_runs_commands_in_another_order_fail() -> None:
+    workflow = replace_run(
+        faithful_workflow(), f"bash tests/oracle/build.sh\n{PYTEST}\n", f"{PYTEST}\nbash tests/oracle/build.sh\n"
+    )
+    assert problems(workflow) == ["ci.yml: jobs.tests: runs .ci/run's commands in another order than .ci/run"]
+
+
 def test_a_command_of_ci_run_that_no_job_runs_fails() -> None:
     workflow = faithful_workflow()
     workflow["jobs"]["lint"]["steps"] = [
