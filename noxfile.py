@@ -1,4 +1,8 @@
-"""nox sessions; tox.ini mirrors them. ``nox -s tests`` runs unit + property tests."""
+"""nox sessions; tox.ini mirrors them.
+
+``nox -s tests`` runs the README's test command, ``python -m pytest`` (the whole suite, as
+``.ci/run`` and CI do), once per Python of PYTHONS.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["tests", "integration", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.default_venv_backend = "venv"
 PYTHONS = ["3.11", "3.12", "3.13"]
 
@@ -50,24 +54,15 @@ _select_pyenv_pythons()
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Unit and property tests, the testing kit's and the shop example's (no servers needed)."""
-    session.install("-e", ".[test]")
-    session.run(
-        "python",
-        "-m",
-        "pytest",
-        "tests/unit",
-        "tests/property",
-        "tests/kit",
-        "examples/shop/tests",
-        *session.posargs,
-    )
+    """The README's test command, ``python -m pytest``: the whole suite (servers as for pytest alone)."""
+    session.install("-e", ".[dev]")
+    session.run("python", "-m", "pytest", *session.posargs)
 
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """Integration and fault tests against the real Redis, PostgreSQL and MariaDB."""
-    session.install("-e", ".[test]")
+    """The same command on tests/integration only: the part that needs the servers."""
+    session.install("-e", ".[dev]")
     session.run("python", "-m", "pytest", "tests/integration", *session.posargs)
 
 

@@ -8,9 +8,12 @@ Run by ``.ci/check-deploy`` with its tools environment (ruamel.yaml, supervisor)
   (queues, SIGTERM, TimeoutStopSec = the grace period, Restart=always);
 - deploy/supervisor: supervisord's own parser accepts the file, and each program matches its
   compose pool (queues, numprocs = replicas, stopwaitsecs = the grace period);
-- .github/workflows/ci.yml: every ``nox -s`` names a session of noxfile.py, the Python matrix is
-  noxfile's PYTHONS, the test URLs are tests/conftest.py's defaults, the Redis matrix holds 6.2,
-  and its service images are those of compose.yaml;
+- .github/workflows/ci.yml runs what .ci/run runs: every line of a ``run:`` step is a command line
+  of .ci/run (or the README's test command), in .ci/run's order, every command of .ci/run but its
+  wait for local servers is run by some job, and each part of the README's test command is a
+  command of .ci/run;
+  the Python matrix is noxfile's PYTHONS, the Redis matrix holds 6.2, 7 and latest, the test URLs
+  are tests/conftest.py's defaults, and its service images are those of compose.yaml;
 - docs/deployment.md names every deployment file and the grace period.
 """
 
@@ -27,8 +30,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-
 ROOT = Path(__file__).resolve().parent.parent
 problems: list[str] = []
 
@@ -39,6 +40,8 @@ def check(ok: bool, message: str) -> None:
 
 
 def load_yaml(path: Path) -> Any:
+    from ruamel.yaml import YAML  # the tools environment's; the workflow rules below need no YAML
+
     return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
 
 
@@ -170,14 +173,98 @@ def check_supervisor(pools: dict[str, dict[str, Any]], grace: float, scratch: Pa
             check(first.autorestart is RestartUnconditionally, f"{where}: {name} autorestart must be true")
 
 
-def check_workflow() -> None:
+# Lines of .ci/run that are shell structure or its own set-up, not commands a CI job could run.
+SHELL_SYNTAX = re.compile(r"(set|cd|export|say|if|then|else|fi|for|while|until|do|done|\}|[\w-]+\(\))(\s|;|$)")
+# .ci/run starts and waits for servers of its own; the workflow's are service containers with health checks.
+LOCAL_SERVERS = re.compile(r"wait_for\s")
+REDIS_VERSIONS = {"6.2", "7", "latest"}
+
+
+def ci_run_commands(script: str) -> list[str]:
+    """The command lines .ci/run runs at its top level, in order (not inside a function or an ``if``)."""
+    commands = []
+    for line in script.splitlines():
+        if not line.strip() or line[0].isspace() or line.startswith("#"):
+            continue
+        if SHELL_SYNTAX.match(line) or LOCAL_SERVERS.match(line):
+            continue
+        commands.append(line.strip())
+    return commands
+
+
+def readme_test_command(readme: str) -> str | None:
+    """The README's test command: its one line that makes the virtual environment and runs pytest."""
+    found = [line.strip() for line in readme.splitlines() if " && " in line and " -m pytest" in line]
+    return found[0] if len(found) == 1 else None
+
+
+def same_command(line: str) -> str:
+    """A command with the spelling .ci/run adds for a quiet log taken out (``python -m pip``, ``--quiet``)."""
+    return re.sub(r"\.venv/bin/python -m pip ", ".venv/bin/pip ", line).replace(" --quiet", "")
+
+
+def run_lines(job: dict[str, Any]) -> list[str]:
+    return [line.strip() for step in job.get("steps", []) for line in step.get("run", "").splitlines() if line.strip()]
+
+
+def matrix_values(matrix: dict[str, Any], key: str) -> set[str]:
+    """Every value of ``key`` in a matrix, its ``include`` entries too."""
+    values = {str(v) for v in matrix.get(key, [])}
+    return values | {str(entry[key]) for entry in matrix.get("include", []) if key in entry}
+
+
+def workflow_problems(workflow: dict[str, Any], ci_run: str, readme: str, pythons: list[str], where: str) -> list[str]:
+    """Where the workflow runs something other than .ci/run's commands and the README's test command."""
+    found: list[str] = []
+    commands = ci_run_commands(ci_run)
+    test_command = readme_test_command(readme)
+    if test_command is None:
+        found.append("README.md: expected one test command line, `python3 -m venv .venv && ... -m pytest`")
+    else:
+        spelled = {same_command(c) for c in commands}
+        for part in test_command.split(" && "):
+            if same_command(part) not in spelled:
+                found.append(f".ci/run: does not run the README's `{part}`")
+    allowed = set(commands) | ({test_command} if test_command else set())
+    ran: set[str] = set()
+    pytest_jobs = []
+    for job_name, job in workflow.get("jobs", {}).items():
+        lines = run_lines(job)
+        ran.update(lines)
+        for line in lines:
+            if line not in allowed:
+                found.append(
+                    f"{where}: jobs.{job_name}: `{line}` is not a command of .ci/run nor the README's test command"
+                )
+        # In .ci/run's order: a job that builds the oracle after the tests, say, is not running .ci/run.
+        order = [commands.index(line) for line in lines if line in commands]
+        if order != sorted(order):
+            found.append(f"{where}: jobs.{job_name}: runs .ci/run's commands in another order than .ci/run")
+        if any(" -m pytest" in line for line in lines):
+            pytest_jobs.append(job_name)
+    for command in commands:
+        if command not in ran:
+            found.append(f"{where}: no job runs .ci/run's `{command}`")
+    if not pytest_jobs:
+        found.append(f"{where}: no job runs the README's tests")
+    for job_name in pytest_jobs:
+        matrix = workflow["jobs"][job_name].get("strategy", {}).get("matrix", {})
+        if matrix.get("python") != pythons or matrix_values(matrix, "python") != set(pythons):
+            found.append(f"{where}: jobs.{job_name}: the tests must run on noxfile's PYTHONS {pythons}")
+        if missing := REDIS_VERSIONS - matrix_values(matrix, "redis"):
+            found.append(f"{where}: jobs.{job_name}: the tests must also run against Redis {sorted(missing)}")
+    return found
+
+
+def check_workflow(paths: list[Path]) -> None:
     noxfile = (ROOT / "noxfile.py").read_text(encoding="utf-8")
-    sessions = set(re.findall(r"@nox\.session[^\n]*\ndef (\w+)\(", noxfile))
     pythons = next(
         ast.literal_eval(node.value)
         for node in ast.parse(noxfile).body
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "PYTHONS" for t in node.targets)
     )
+    ci_run = (ROOT / ".ci/run").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     conftest = (ROOT / "tests/conftest.py").read_text(encoding="utf-8")
     defaults = dict(re.findall(r'os\.environ\.get\("(OXIDE_TEST_\w+_URL)", "([^"]+)"\)', conftest))
     check(len(defaults) == 3, f"tests/conftest.py: expected three OXIDE_TEST_*_URL defaults, found {defaults}")
@@ -185,38 +272,19 @@ def check_workflow() -> None:
     local_images = {svc["image"] for svc in local.values()}
     local_repositories = {image.split(":")[0] for image in local_images}
 
-    for path in sorted((ROOT / ".github/workflows").glob("*.yml")):
-        where = str(path.relative_to(ROOT))
+    for path in paths:
+        where = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
         workflow = load_yaml(path)
-        text = path.read_text(encoding="utf-8")
         for name, value in defaults.items():
             check(workflow.get("env", {}).get(name) == value, f"{where}: env.{name} must be conftest's {value}")
+        problems.extend(workflow_problems(workflow, ci_run, readme, pythons, where))
         for job_name, job in workflow["jobs"].items():
-            matrix = job.get("strategy", {}).get("matrix", {})
-            for step in job.get("steps", []):
-                for line in step.get("run", "").splitlines():
-                    found = re.match(r"\s*nox -s (.+)$", line)
-                    if not found:
-                        continue
-                    argument = found.group(1).replace('"', "")
-                    if "${{ matrix.python }}" in argument:
-                        check(matrix.get("python") == pythons, f"{where}: jobs.{job_name}: matrix.python != {pythons}")
-                        names = [argument.replace("${{ matrix.python }}", p) for p in pythons]
-                    else:
-                        names = argument.split()
-                    for name in names:
-                        session, _, python = name.partition("-")
-                        check(
-                            session in sessions and (not python or python in pythons),
-                            f"{where}: jobs.{job_name}: nox has no session {name!r}",
-                        )
             for service in job.get("services", {}).values():
                 image = service["image"]
                 if "${{" not in image and image.split(":")[0] in local_repositories:
-                    check(image in local_images, f"{where}: {image} is not one of compose.yaml's images")
-            if "redis" in matrix:
-                check("6.2" in matrix["redis"], f"{where}: jobs.{job_name}: the Redis matrix must hold 6.2")
-        check("python -m pytest" not in text, f"{where}: run tests through nox sessions, not pytest directly")
+                    check(
+                        image in local_images, f"{where}: jobs.{job_name}: {image} is not one of compose.yaml's images"
+                    )
 
 
 def check_docs(grace: float) -> None:
@@ -232,18 +300,27 @@ def check_docs(grace: float) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scratch", type=Path, required=True, help="a directory for temporary copies")
+    parser.add_argument(
+        "--workflow", type=Path, action="append", help="check only this workflow file (against the repository's)"
+    )
     args = parser.parse_args()
+    if args.workflow:
+        check_workflow([path.resolve() for path in args.workflow])
+        for problem in problems:
+            print(f"check-deploy: {problem}", file=sys.stderr)
+        return 1 if problems else 0
     pools, grace = compose_pools()
     check_systemd(pools, grace, args.scratch)
     check_supervisor(pools, grace, args.scratch)
-    check_workflow()
+    check_workflow(sorted((ROOT / ".github/workflows").glob("*.yml")))
     check_docs(grace)
     for problem in problems:
         print(f"check-deploy: {problem}", file=sys.stderr)
     if problems:
         return 1
     print(f"ok: {len(pools)} worker pools agree across compose, systemd and supervisor; grace {grace:g} s")
-    print("ok: the workflow runs nox sessions that exist, with conftest's URLs and compose.yaml's images")
+    print("ok: the workflow runs .ci/run's commands and the README's test command, nothing else, all of them")
+    print("ok: on noxfile's Pythons, Redis 6.2, 7 and latest, conftest's URLs and compose.yaml's images")
     return 0
 
 

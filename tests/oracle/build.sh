@@ -2,7 +2,7 @@
 # Build the serde_json wire oracle offline from Debian's packaged crate sources and print
 # the path of the binary (the only thing written to stdout).
 #
-#   bash tests/oracle/build.sh               # as root: apt-get installs what is missing first
+#   bash tests/oracle/build.sh               # apt-get installs what is missing first (as root, or via sudo)
 #   bash tests/oracle/build.sh --no-install  # never installs; exits 3 naming what is missing
 #
 # Idempotent: installed packages are not reinstalled, and cargo rebuilds only what changed.
@@ -41,12 +41,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "missing: ${missing[*]}" >&2
     exit 3
   fi
+  # Not root (a CI runner's user): through sudo, which must not ask for a password.
+  as_root=()
+  if [ "$(id -u)" != 0 ]; then as_root=(sudo -n env DEBIAN_FRONTEND=noninteractive); fi
   export DEBIAN_FRONTEND=noninteractive
   echo "installing ${missing[*]}" >&2
-  if ! apt-get install -y --no-install-recommends "${missing[@]}" </dev/null >&2; then
+  if ! "${as_root[@]}" apt-get install -y --no-install-recommends "${missing[@]}" </dev/null >&2; then
     echo "apt-get install failed; updating the package lists and trying again" >&2
-    apt-get update </dev/null >&2
-    apt-get install -y --no-install-recommends "${missing[@]}" </dev/null >&2
+    "${as_root[@]}" apt-get update </dev/null >&2
+    "${as_root[@]}" apt-get install -y --no-install-recommends "${missing[@]}" </dev/null >&2
   fi
   cargo=$(find_cargo)
 fi

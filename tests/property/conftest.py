@@ -21,7 +21,7 @@ from tests.conftest import service_missing
 
 ORACLE_DIR = Path(__file__).resolve().parent.parent / "oracle"
 ORACLE_HOW = (
-    "build it with `bash tests/oracle/build.sh` (as root: it apt-get installs librust-serde-json-dev and "
+    "build it with `bash tests/oracle/build.sh` (as root or through sudo: it apt-get installs librust-serde-json-dev and "
     "librust-serde+serde-derive-dev, and cargo if there is none), or set OXIDE_WIRE_ORACLE to a built oracle binary"
 )
 NEEDS_PACKAGES = 3  # build.sh --no-install: cargo or a crate package is missing
