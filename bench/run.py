@@ -45,6 +45,7 @@ class Figure:
     baseline: str | None = None  # key of the figure this one is a ratio to
     target: str = ""  # the target, in words
     higher_is_better: bool = True
+    errors: list[str] = field(default_factory=list)  # why a run could not be measured
 
     @property
     def median(self) -> float:
@@ -395,6 +396,7 @@ def run(url: str, s: Settings, workdir: Path, only: set[str] | None) -> dict[str
                 value = measure()
             except Exception as exc:
                 print(f"bench: {key}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                figures[key].errors.append(f"{type(exc).__name__}: {exc}")
                 continue
             figures[key].runs.append(value)
             command = SERVER_TIME_OF.get(key)
@@ -441,7 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", help="use this Redis database instead of a private server: it is FLUSHed")
     parser.add_argument("--out", type=Path, help="where to write results (default bench/results, smoke: a temp dir)")
     parser.add_argument("--repeats", type=int, help="runs of each figure (default 3, smoke 1)")
-    parser.add_argument("--depth", type=int, help="deep-queue size for the growth figure (default 1000000, as the target says)")
+    parser.add_argument(
+        "--depth", type=int, help="deep-queue size for the growth figure (default 1000000, as the target says)"
+    )
     parser.add_argument("--only", help="comma-separated figure keys to measure (default: all)")
     args = parser.parse_args(argv)
     smoke = args.smoke
@@ -479,6 +483,11 @@ def main(argv: list[str] | None = None) -> int:
         + "\n"
     )
     print(f"bench: results in {out} ({facts['run_secs']} s)")
+    failed = [f"{f.key} ({len(f.errors)} of {len(f.errors) + len(f.runs)} runs)" for f in figures.values() if f.errors]
+    if failed:
+        # A figure that could not be measured is a broken bench, not a slow one: the smoke run in CI must fail.
+        print(f"bench: failed to measure: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
