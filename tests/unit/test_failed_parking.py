@@ -315,8 +315,9 @@ def test_redis_parking_names_its_lists_for_the_log(fake_redis: Any) -> None:
 
 
 def test_redis_parking_finds_only_its_own_lists_among_other_applications_keys(fake_redis: Any) -> None:
-    # Cut as if it were one of ours, this key would leave a queue name without ':' ("abcdefg").
-    fake_redis.lpush("someapp:cache:abcdefghijklmn", "not ours")
+    # Cut as if it were one of ours (12 characters off the front, 7 off the end), this key would
+    # leave a queue name without ":" ("queue-name-").
+    fake_redis.lpush("another-app-queue-name-backlog", "not ours")
     parking = RedisParking(fake_redis)
     parking.park(failure("1"))
     assert parking.keys() == ["oxide:queue:emails:failed"]
