@@ -116,3 +116,32 @@ def test_the_app_is_closed_when_the_worker_stops_and_when_it_raises(
     monkeypatch.setattr(RecordingWorker, "run", broken)
     assert main(["--app", "workapp:app", "queue:work"]) == 1
     assert closed == [True, True]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--max-jobs", "x", "a whole number >= 0"),
+        ("--max-time", "x", "a number of seconds >= 0"),
+        ("--tries", "x", "a whole number >= 0"),
+        ("--backoff", "x", "a number of seconds >= 0"),
+        ("--timeout", "x", "a number of seconds >= 0"),
+        ("--prefetch", "x", "a whole number >= 0"),
+    ],
+)
+def test_a_bad_value_is_named_by_its_option(
+    project: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, expected: str
+) -> None:
+    assert main(["--app", "workapp:app", "queue:work", option, value]) == 2
+    assert capsys.readouterr().err == f"oxide: error: {option}: expected {expected}, got 'x'\n"
+    assert RecordingWorker.built == []
+
+
+def test_without_an_application_the_worker_is_refused_with_the_way_to_name_it(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["queue:work"]) == 2
+    assert capsys.readouterr().err == (
+        "oxide: error: queue:work runs your application's listeners: pass --app MODULE:ATTR or set OXIDE_APP\n"
+    )
+    assert RecordingWorker.built == []
