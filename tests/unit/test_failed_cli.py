@@ -7,6 +7,10 @@ commands run without servers and see only what the test put there.
 from __future__ import annotations
 
 import json
+import logging
+import os
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ import oxide.drivers.redis
 from oxide.cli import main
 from oxide.config import load_config
 from oxide.drivers.redis import queue_key
+from oxide.errors import ConfigError
 from oxide.failed import FailedJob, store_for
 from oxide.failed.parking import SPOOL_PATH, RedisParking, SpoolParking
 from oxide.failed.store import DatabaseFailedJobProvider
@@ -32,6 +37,7 @@ driver = "sync"
 [failed]
 driver = "database"
 """
+REAL_CONNECT = oxide.drivers.redis.connect  # the fixture replaces it with fakeredis
 WHEN = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
 
 
@@ -256,3 +262,87 @@ def test_prune_deletes_what_failed_more_than_the_hours_ago(
         "",
     )
     assert [row.uuid for row in store(project).all()] == left
+
+
+def test_parked_records_are_fetched_from_every_redis_connection_that_can_be_reached(
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_redis: Any,
+) -> None:
+    (project / "config" / "queue.toml").write_text(
+        'default = "main"\n'
+        '[connections.bad]\ndriver = "redis"\nurl = "redis://bad-url"\n'
+        '[connections.down]\ndriver = "redis"\nurl = "redis://127.0.0.1:1/13"\n'
+        '[connections.inline]\ndriver = "sync"\n'
+        '[connections.main]\ndriver = "redis"\nurl = "redis://127.0.0.1:6379/13"\n'
+    )
+    opened: list[str] = []
+
+    def connect(url: str, **options: Any) -> Any:
+        opened.append(url)
+        if url == "redis://bad-url":
+            raise ConfigError("bad redis URL")  # as for a URL redis-py refuses
+        if url == "redis://127.0.0.1:1/13":
+            return REAL_CONNECT(url, **options)  # nothing listens there
+        assert url == "redis://127.0.0.1:6379/13", f"connected to {url}, which no redis connection names"
+        return fake_redis
+
+    monkeypatch.setattr(oxide.drivers.redis, "connect", connect)
+    RedisParking(fake_redis).park(failure("from-main"))
+    with caplog.at_level(logging.WARNING, logger="oxide.failed"):
+        status, out, err = run(capsys, "queue:failed", "--json")
+    assert (status, err) == (0, "Moved 1 parked failed job(s) into failed_jobs.\n")
+    assert [row["uuid"] for row in json.loads(out)] == ["from-main"]
+    assert err == "Moved 1 parked failed job(s) into failed_jobs.\n"
+    assert opened == ["redis://bad-url", "redis://127.0.0.1:1/13", "redis://127.0.0.1:6379/13"]
+    assert caplog.messages[0].startswith(
+        "parked failed jobs cannot be moved into failed_jobs yet: "
+        "redis connection 'down' (redis://127.0.0.1:1/13) lists oxide:queue:<queue>:failed: "
+    )
+
+
+def test_retry_first_moves_in_what_was_parked_so_it_is_retried_too(
+    project: Path, capsys: pytest.CaptureFixture[str], fake_redis: Any
+) -> None:
+    SpoolParking(project / SPOOL_PATH).park(failure("parked"))
+    status, out, err = run(capsys, "queue:retry", "--all")
+    assert (status, err) == (0, "Moved 1 parked failed job(s) into failed_jobs.\n")
+    assert out == "Retried failed job 1 (uuid parked) onto main/emails.\nRetried 1 failed job(s).\n"
+    assert fake_redis.llen(queue_key("emails")) == 1
+
+
+def test_retry_by_queue_with_driver_none_says_nothing_is_stored(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "config" / "queue.toml").write_text(QUEUE_TOML.replace('driver = "database"', 'driver = "none"'))
+    assert run(capsys, "queue:retry", "--queue", "emails") == (
+        0,
+        'No failed jobs to retry: failed jobs are not stored ([failed] driver = "none" in queue.toml).\n',
+        "",
+    )
+
+
+@pytest.fixture
+def far_time_zone() -> Iterator[None]:
+    """The machine's local time five hours behind UTC, for this test only."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "Etc/GMT+5"
+    time.tzset()
+    yield
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+def test_prune_measures_the_hours_in_utc_whatever_the_machines_time_zone(
+    project: Path, capsys: pytest.CaptureFixture[str], far_time_zone: None
+) -> None:
+    now = datetime.now(UTC)
+    store(project).log(failure("old", failed_at=now - timedelta(hours=25)))
+    store(project).log(failure("recent", failed_at=now - timedelta(hours=23)))
+    assert run(capsys, "queue:prune-failed")[1] == "Deleted 1 failed job(s) that failed more than 24 hour(s) ago.\n"
+    assert [row.uuid for row in store(project).all()] == ["recent"]
