@@ -27,6 +27,7 @@ def surface(parser: argparse.ArgumentParser, help_line: str | None = None) -> di
     """One parser as plain data: what its --help shows and what it does with each argument."""
     described: dict[str, Any] = {
         "prog": parser.prog,
+        "parser": type(parser).__name__,  # oxide's own: its errors are one line
         "help": help_line,
         "description": parser.description,
         "epilog": parser.epilog,

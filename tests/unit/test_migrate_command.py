@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from oxide.cli import main
+from tests.conftest import ScratchDatabase
 
 FAILED = "0001_01_01_000001_create_failed_jobs_table"
 JOBS = "0001_01_01_000002_create_jobs_table"
@@ -57,3 +58,18 @@ def test_migrate_names_each_migration_once_then_says_the_database_is_up_to_date(
     out = capsys.readouterr().out
     assert out.startswith("Nothing to migrate: database 'main' (sqlite:///")
     assert out.endswith(" is up to date.\n")
+
+
+@pytest.mark.parametrize("scratch_db", ["postgresql"], indirect=True)
+def test_migrate_on_a_server_database_creates_no_directory(
+    app_dir: Path, capsys: pytest.CaptureFixture[str], scratch_db: ScratchDatabase
+) -> None:
+    (app_dir / "config" / "database.toml").write_text(
+        f'default = "main"\n[connections.main]\nurl = "{scratch_db.url}"\n'
+    )
+    assert main(["vendor:publish", "queue"]) == 0
+    capsys.readouterr()
+    before = sorted(app_dir.rglob("*"))
+    assert main(["migrate"]) == 0
+    assert capsys.readouterr().out == f"Migrated: {FAILED}\nMigrated: {JOBS}\n"
+    assert sorted(app_dir.rglob("*")) == before
