@@ -213,7 +213,7 @@ def test_reservations_release_and_promote_report_what_they_did(client: Any, cloc
     scripts.push("q", ["a"])
     scripts.later("q", ["b", "c"], 500)
     [job] = scripts.reserve(["q"])
-    assert scripts.release(job, "a2", 0) is True
+    assert scripts.release(job, "a2") is True  # no delay unless asked
     assert scripts.release(job, "a3", 0) is False
     assert scripts.promote(["q"]) == 0
     clock.ms += 500
@@ -229,7 +229,9 @@ def test_reserve_takes_one_job_unless_told_more_and_migrates_only_when_asked(cli
     scripts.later("q", ["due"], 100)
     clock.ms += 100
     assert scripts.ack_and_reserve([], ["q"], 1, migrate=False) == ([], [])
-    assert [j.body for j in scripts.ack_and_reserve([], ["q"])[1]] == [b"due"]
+    scripts.push("q", ["waiting"])
+    assert [j.body for j in scripts.ack_and_reserve([], ["q"])[1]] == [b"waiting"]  # one job; "due" moved in behind
+    assert [j.body for j in scripts.reserve(["q"])] == [b"due"]
 
 
 def test_two_workers_delaying_the_same_body_at_the_same_moment_keep_two_jobs(client: Any, clock: Clock) -> None:
@@ -238,3 +240,42 @@ def test_two_workers_delaying_the_same_body_at_the_same_moment_keep_two_jobs(cli
     first.later("q", ["same"], 100)
     second.later("q", ["same"], 100)
     assert delayed(client) == [(b"same", START_MS + 100), (b"same", START_MS + 100)]
+
+
+def test_with_an_injected_clock_every_take_brings_back_expired_jobs_first(client: Any, clock: Clock) -> None:
+    driver = driver_on(client, clock)
+    driver.push("q", "lost")
+    assert driver.pop(["q"], 0) is not None
+    driver.push("q", "waiting")
+    clock.ms += int(VISIBILITY_SECS * 1000) + 1
+    again = driver.pop(["q"], 0)  # at once after the last take: the clock, not the wall time, decides
+    assert again is not None
+    assert again.body == b"lost"
+
+
+def test_a_take_between_migrations_still_finds_a_batch_that_just_came_due(client: Any) -> None:
+    driver = driver_on(client)  # real time: due jobs are moved in at most every MIGRATE_EVERY_SECS
+    assert driver.take(["q"], 0) == ([], [])  # this take migrates; the next ones, right after, do not
+    driver.later("q", ["a", "b", "c"], 0.001)
+    time.sleep(0.01)
+    assert [d.body for d in driver.take(["q"], 0, limit=3)[1]] == [b"a", b"b", b"c"]
+    assert driver.take(["q"], 0) == ([], [])
+
+
+def test_a_waiting_take_gets_the_whole_batch_pushed_meanwhile(client: Any) -> None:
+    driver = driver_on(client)
+    pusher = threading.Timer(0.2, lambda: driver_on(client).push_many("q", ["a", "b", "c"]))
+    pusher.start()
+    taken = driver.take(["q"], 2, limit=3)[1]
+    pusher.join()
+    assert [d.body for d in taken] == [b"a", b"b", b"c"]
+
+
+def test_settling_without_taking_never_waits(client: Any) -> None:
+    driver = driver_on(client, poll_interval_secs=2)
+    driver.push("q", "job")
+    delivery = driver.pop(["q"], 0)
+    assert delivery is not None
+    started = time.monotonic()
+    assert driver.take(["q"], 5, limit=0, done=[delivery]) == ([True], [])
+    assert time.monotonic() - started < 1
