@@ -570,3 +570,29 @@ def test_encode_value_limits_lists_and_objects_alike(container: type) -> None:
     assert encode_value(value)
     with pytest.raises(JobEncodeError, match=f"nested deeper than {MAX_PAYLOAD_DEPTH} levels"):
         encode_value([value] if container is list else {"k": value})
+
+
+def test_a_number_out_of_range_is_named_by_its_first_40_characters() -> None:
+    number = "1234567890" * 5 + "0" * 400
+    with pytest.raises(JobDecodeError) as info:
+        Job.from_json(job_text(number))
+    assert str(info.value) == f"number {number[:40]} is out of range"
+
+
+def test_a_lone_surrogate_in_a_value_a_repeated_key_replaced_is_named_by_its_escape() -> None:
+    # serde_json reads every value, also one the later "x" replaces: the parsed job no longer holds it.
+    text = '{"event_name":"e","listener_type":"l","payload":1,"x":"a\\udc00b","x":2}'
+    with pytest.raises(JobDecodeError) as info:
+        Job.from_json(text)
+    assert str(info.value) == "lone surrogate \\udc00 in a string, which is not valid Unicode"
+
+
+@pytest.mark.parametrize("innermost", [[], {}])
+def test_an_empty_list_or_object_counts_one_level_at_the_depth_limit(innermost: Any) -> None:
+    payload: Any = innermost
+    for _ in range(MAX_PAYLOAD_DEPTH - 1):
+        payload = [payload]
+    job = Job.from_dict({"event_name": "e", "listener_type": "l", "payload": payload})
+    assert job.payload == payload
+    with pytest.raises(JobDecodeError, match=f"nested deeper than {MAX_PAYLOAD_DEPTH} levels"):
+        Job.from_dict({"event_name": "e", "listener_type": "l", "payload": [payload]})
