@@ -596,3 +596,16 @@ def test_an_empty_list_or_object_counts_one_level_at_the_depth_limit(innermost: 
     assert job.payload == payload
     with pytest.raises(JobDecodeError, match=f"nested deeper than {MAX_PAYLOAD_DEPTH} levels"):
         Job.from_dict({"event_name": "e", "listener_type": "l", "payload": [payload]})
+
+
+@pytest.mark.parametrize(("opening", "closing", "levels"), [('{"k":', "}", 1), ('[{"k":', "}]", 2)])
+def test_extra_keys_nested_with_objects_have_the_same_limit(opening: str, closing: str, levels: int) -> None:
+    def nested(depth: int) -> str:
+        return opening * (depth // levels) + "1" + closing * (depth // levels)
+
+    fits = nested(MAX_PAYLOAD_DEPTH)
+    assert Job.from_json(job_text("1", f',"x":{fits}')).to_json() == job_text("1", f',"x":{fits}')
+    too_deep = nested(MAX_PAYLOAD_DEPTH + levels)
+    with pytest.raises(JobDecodeError) as info:
+        Job.from_json(job_text("1", f',"x":{too_deep}'))
+    assert str(info.value) == f"a value in the job is nested deeper than {MAX_PAYLOAD_DEPTH} levels"
