@@ -609,3 +609,31 @@ def test_extra_keys_nested_with_objects_have_the_same_limit(opening: str, closin
     with pytest.raises(JobDecodeError) as info:
         Job.from_json(job_text("1", f',"x":{too_deep}'))
     assert str(info.value) == f"a value in the job is nested deeper than {MAX_PAYLOAD_DEPTH} levels"
+
+
+def test_a_value_encoded_alone_is_named_payload_in_errors() -> None:
+    with pytest.raises(JobEncodeError) as info:
+        encode_value(float("nan"))
+    assert str(info.value) == "payload: nan cannot be written as JSON (NaN and infinities are refused)"
+
+
+def test_the_refusals_of_absurd_nesting_and_of_raw_surrogates_say_exactly_that() -> None:
+    with pytest.raises(JobDecodeError) as nested:
+        Job.from_json(job_text("[" * 100_000 + "]" * 100_000))
+    assert str(nested.value) == "job is nested too deeply"
+    with pytest.raises(JobDecodeError) as surrogate:
+        Job.from_json(job_text('"\ud800"'))
+    assert str(surrogate.value) == "job text holds a lone surrogate, which is not valid Unicode"
+
+
+def test_sibling_lists_before_a_deep_one_neither_add_to_its_depth_nor_hide_it() -> None:
+    siblings = "[]," * 3
+
+    def payload(deep: int) -> str:
+        return "[" + siblings + "[" * deep + "]" * deep + "]"
+
+    fits = job_text(payload(MAX_PAYLOAD_DEPTH - 1))
+    assert Job.from_json(fits).to_json() == fits
+    with pytest.raises(JobDecodeError) as info:
+        Job.from_json(job_text(payload(MAX_PAYLOAD_DEPTH)))
+    assert str(info.value) == f"a value in the job is nested deeper than {MAX_PAYLOAD_DEPTH} levels"
