@@ -196,7 +196,9 @@ class SpoolParking:
 
     def _lines(self) -> list[str]:
         try:
-            return self.path.read_text(encoding="ascii", errors="replace").splitlines()
+            # A byte a record cannot hold (records are ASCII) is an edit or damage: kept as a surrogate
+            # escape, so the line reads without error and any rewrite puts back the bytes it had.
+            return self.path.read_text(encoding="ascii", errors="surrogateescape").splitlines()
         except FileNotFoundError:
             return []
 
@@ -211,7 +213,8 @@ class SpoolParking:
                             job = decode_record(line)
                         except (ValueError, TypeError, KeyError) as exc:
                             # A torn last line from a crash mid-append, or an edit: kept aside, not retried forever.
-                            with open(self.path.with_name(self.path.name + ".unreadable"), "a") as bad:
+                            unreadable = self.path.with_name(self.path.name + ".unreadable")
+                            with open(unreadable, "a", encoding="ascii", errors="surrogateescape") as bad:
                                 bad.write(line + "\n")
                             log.error("unreadable line in %s (%s): moved to %s.unreadable", self.path, exc, self.path)
                         else:
@@ -230,7 +233,7 @@ class SpoolParking:
             self.path.unlink(missing_ok=True)
             return
         temporary = self.path.with_name(self.path.name + ".tmp")
-        with open(temporary, "w", encoding="ascii") as spool:
+        with open(temporary, "w", encoding="ascii", errors="surrogateescape") as spool:
             spool.write("".join(line + "\n" for line in remaining))
             spool.flush()
             os.fsync(spool.fileno())

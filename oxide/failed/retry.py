@@ -49,7 +49,7 @@ def retry_jobs(
 ) -> RetryReport:
     """Push each row's job onto its original connection and queue, then delete the row."""
     report = RetryReport()
-    unavailable: dict[str, str] = {}
+    unavailable: set[str] = set()  # connections whose push failed to connect
     for row in rows:
         where = f"{row.connection}/{row.queue}"
         if row.connection in unavailable:
@@ -60,7 +60,7 @@ def retry_jobs(
             push(row.connection, row.queue, body)
         except ConnectionUnavailable as exc:
             # One unreachable server fails every row bound for it: say so once per row, try it once.
-            unavailable[row.connection] = str(exc)
+            unavailable.add(row.connection)
             report.problems.append(f"failed job {row.id} not retried, row kept: could not push onto {where}: {exc}")
             continue
         # The sync connection runs the listener inside push, so any exception can arrive here; each one

@@ -6,6 +6,7 @@ the bare driver), not only through the store itself.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from oxide.config import parse_database_url
 from oxide.db import Database, DatabaseError, TableMissing, connect_database
 from oxide.db.migrations import Migrator, load_migrations, publish
-from oxide.failed import FailedJob
+from oxide.failed import FailedJob, StoredFailedJob
 from oxide.failed.store import DatabaseFailedJobProvider
 from tests.conftest import ScratchDatabase
 
@@ -115,6 +116,7 @@ def test_a_logged_failure_is_one_row_with_every_column(
     [back] = store.all()
     assert back.failed_at == NOW
     assert back.id == row["id"]
+    assert back == StoredFailedJob(**dataclasses.asdict(failure("u-1")), id=row["id"])  # each field from its column
 
 
 def test_logging_the_same_uuid_twice_keeps_the_first_row(
@@ -200,6 +202,7 @@ def test_find_handles_more_ids_than_one_statement_holds(store: DatabaseFailedJob
     store.log(failure("only"))
     [row] = store.all()
     assert [r.uuid for r in store.find([*range(-1200, 0), row.id])] == ["only"]
+    assert [r.uuid for r in store.find([row.id, *range(row.id + 1, row.id + 1200)])] == ["only"]  # in the first
 
 
 def test_ids_are_never_reused_after_a_delete(store: DatabaseFailedJobProvider) -> None:
@@ -224,8 +227,12 @@ def test_in_queue_and_prune(store: DatabaseFailedJobProvider) -> None:
 def test_a_missing_table_names_the_fix(database: Database) -> None:
     store = DatabaseFailedJobProvider(database)
     for call in (lambda: store.log(failure("x")), store.all, store.flush):
-        with pytest.raises(TableMissing, match=r"oxide vendor:publish queue && oxide migrate"):
+        with pytest.raises(TableMissing) as info:
             call()
+        assert str(info.value) == (
+            f"table 'failed_jobs' does not exist in {database.name}; "
+            "create it with: oxide vendor:publish queue && oxide migrate"
+        )
 
 
 def test_the_database_layer_reconnects_after_an_error(database: Database) -> None:

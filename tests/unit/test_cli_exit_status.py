@@ -96,3 +96,17 @@ def test_the_app_option_wins_over_oxide_app(monkeypatch: pytest.MonkeyPatch) -> 
     seen = command_raising(monkeypatch, OxideError("stop"))
     main(["--app", "given:app", "--config", "cfg", "-vv", "queue:flush"])
     assert (seen[0].app_spec, seen[0].config_dir, seen[0].verbose) == ("given:app", "cfg", 2)
+
+
+@pytest.mark.parametrize(("flags", "level"), [([], logging.INFO), (["-v"], logging.INFO), (["-vv"], logging.DEBUG)])
+def test_logging_goes_to_stderr_at_info_and_at_debug_from_two_v(
+    monkeypatch: pytest.MonkeyPatch, flags: list[str], level: int
+) -> None:
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # as in a fresh process: basicConfig configures only a bare root
+    command_raising(monkeypatch, OxideError("stop"))
+    main([*flags, "queue:flush"])
+    assert root.level == level
+    [handler] = root.handlers
+    assert handler.formatter is not None
+    assert handler.formatter._fmt == "%(asctime)s %(levelname)s %(name)s: %(message)s"

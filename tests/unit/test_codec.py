@@ -570,3 +570,70 @@ def test_encode_value_limits_lists_and_objects_alike(container: type) -> None:
     assert encode_value(value)
     with pytest.raises(JobEncodeError, match=f"nested deeper than {MAX_PAYLOAD_DEPTH} levels"):
         encode_value([value] if container is list else {"k": value})
+
+
+def test_a_number_out_of_range_is_named_by_its_first_40_characters() -> None:
+    number = "1234567890" * 5 + "0" * 400
+    with pytest.raises(JobDecodeError) as info:
+        Job.from_json(job_text(number))
+    assert str(info.value) == f"number {number[:40]} is out of range"
+
+
+def test_a_lone_surrogate_in_a_value_a_repeated_key_replaced_is_named_by_its_escape() -> None:
+    # serde_json reads every value, also one the later "x" replaces: the parsed job no longer holds it.
+    text = '{"event_name":"e","listener_type":"l","payload":1,"x":"a\\udc00b","x":2}'
+    with pytest.raises(JobDecodeError) as info:
+        Job.from_json(text)
+    assert str(info.value) == "lone surrogate \\udc00 in a string, which is not valid Unicode"
+
+
+@pytest.mark.parametrize("innermost", [[], {}])
+def test_an_empty_list_or_object_counts_one_level_at_the_depth_limit(innermost: Any) -> None:
+    payload: Any = innermost
+    for _ in range(MAX_PAYLOAD_DEPTH - 1):
+        payload = [payload]
+    job = Job.from_dict({"event_name": "e", "listener_type": "l", "payload": payload})
+    assert job.payload == payload
+    with pytest.raises(JobDecodeError, match=f"nested deeper than {MAX_PAYLOAD_DEPTH} levels"):
+        Job.from_dict({"event_name": "e", "listener_type": "l", "payload": [payload]})
+
+
+@pytest.mark.parametrize(("opening", "closing", "levels"), [('{"k":', "}", 1), ('[{"k":', "}]", 2)])
+def test_extra_keys_nested_with_objects_have_the_same_limit(opening: str, closing: str, levels: int) -> None:
+    def nested(depth: int) -> str:
+        return opening * (depth // levels) + "1" + closing * (depth // levels)
+
+    fits = nested(MAX_PAYLOAD_DEPTH)
+    assert Job.from_json(job_text("1", f',"x":{fits}')).to_json() == job_text("1", f',"x":{fits}')
+    too_deep = nested(MAX_PAYLOAD_DEPTH + levels)
+    with pytest.raises(JobDecodeError) as info:
+        Job.from_json(job_text("1", f',"x":{too_deep}'))
+    assert str(info.value) == f"a value in the job is nested deeper than {MAX_PAYLOAD_DEPTH} levels"
+
+
+def test_a_value_encoded_alone_is_named_payload_in_errors() -> None:
+    with pytest.raises(JobEncodeError) as info:
+        encode_value(float("nan"))
+    assert str(info.value) == "payload: nan cannot be written as JSON (NaN and infinities are refused)"
+
+
+def test_the_refusals_of_absurd_nesting_and_of_raw_surrogates_say_exactly_that() -> None:
+    with pytest.raises(JobDecodeError) as nested:
+        Job.from_json(job_text("[" * 100_000 + "]" * 100_000))
+    assert str(nested.value) == "job is nested too deeply"
+    with pytest.raises(JobDecodeError) as surrogate:
+        Job.from_json(job_text('"\ud800"'))
+    assert str(surrogate.value) == "job text holds a lone surrogate, which is not valid Unicode"
+
+
+def test_sibling_lists_before_a_deep_one_neither_add_to_its_depth_nor_hide_it() -> None:
+    siblings = "[]," * 3
+
+    def payload(deep: int) -> str:
+        return "[" + siblings + "[" * deep + "]" * deep + "]"
+
+    fits = job_text(payload(MAX_PAYLOAD_DEPTH - 1))
+    assert Job.from_json(fits).to_json() == fits
+    with pytest.raises(JobDecodeError) as info:
+        Job.from_json(job_text(payload(MAX_PAYLOAD_DEPTH)))
+    assert str(info.value) == f"a value in the job is nested deeper than {MAX_PAYLOAD_DEPTH} levels"

@@ -233,7 +233,8 @@ def without_redis_py(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_missing_redis_py_is_a_config_error_naming_the_extra(without_redis_py: None) -> None:
     with pytest.raises(
-        ConfigError, match=r"needs redis-py, which is not installed: pip install 'oxide-queue\[redis\]'"
+        ConfigError,
+        match=r"^the redis driver needs redis-py, which is not installed: pip install 'oxide-queue\[redis\]'$",
     ):
         connect("redis://127.0.0.1:6379")
     with pytest.raises(ConfigError, match=r"oxide-queue\[redis\]"):

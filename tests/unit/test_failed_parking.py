@@ -36,10 +36,11 @@ class FakeStore:
     def __init__(self) -> None:
         self.rows: dict[str, FailedJob] = {}
         self.down = False
+        self.refused: set[str] = set()  # uuids refused even when up
         self.writes = 0
 
     def log(self, job: FailedJob) -> None:
-        if self.down:
+        if self.down or job.uuid in self.refused:
             raise DatabaseError("database 'sqlite': database is locked")
         self.writes += 1
         self.rows.setdefault(job.uuid, job)
@@ -189,9 +190,11 @@ def test_provider_parks_when_the_store_refuses_and_logs_an_error(
     with caplog.at_level(logging.ERROR, logger="oxide.failed"):
         provider.log(failure("1"))
     assert spool.count() == 1
-    assert "could not write failed job uuid=1" in caplog.text
-    assert "database is locked" in caplog.text
-    assert str(spool.path) in caplog.text
+    assert caplog.messages == [
+        "could not write failed job uuid=1 (queue=emails event=auth.user_registered) to failed_jobs: "
+        f"database 'sqlite': database is locked; parked in spool file {spool.path}, "
+        "moved to failed_jobs once the database answers"
+    ]
 
     assert provider.flush_parked() == 0  # still down: nothing moves, nothing raises
     store.down = False
@@ -291,3 +294,187 @@ def test_the_parking_provider_answers_reads_and_deletes_from_its_store(tmp_path:
     assert forgotten == [7]
     assert provider.flush() == 2
     assert store.rows == {}
+
+
+def test_a_record_is_one_compact_line_of_fixed_form() -> None:
+    assert encode_record(failure("u1")) == (
+        '{"uuid":"u1","connection":"redis","queue":"emails","event_name":"auth.user_registered",'
+        '"listener_type":"app.L","payload":"{\\"a\\":1}","exception":"boom",'
+        '"failed_at":"2025-06-01T12:00:00.123456+00:00"}'
+    )
+
+
+def test_the_refusal_of_a_record_that_is_not_an_object_says_exactly_that() -> None:
+    with pytest.raises(ValueError, match=r"^a parked record is a JSON object$"):
+        decode_record("[]")
+
+
+def test_redis_parking_names_its_lists_for_the_log(fake_redis: Any) -> None:
+    assert RedisParking(fake_redis).where == "redis lists oxide:queue:<queue>:failed"
+    assert RedisParking(fake_redis, "redis 'main'").where == "redis 'main' lists oxide:queue:<queue>:failed"
+
+
+def test_redis_parking_finds_only_its_own_lists_among_other_applications_keys(fake_redis: Any) -> None:
+    # Cut as if it were one of ours (12 characters off the front, 7 off the end), this key would
+    # leave a queue name without ":" ("queue-name-").
+    fake_redis.lpush("another-app-queue-name-backlog", "not ours")
+    parking = RedisParking(fake_redis)
+    parking.park(failure("1"))
+    assert parking.keys() == ["oxide:queue:emails:failed"]
+    assert parking.count() == 1
+
+
+def test_redis_parking_works_on_a_client_that_decodes_replies(fake_redis: Any) -> None:
+    import fakeredis
+
+    client = fakeredis.FakeRedis(server=fake_redis.connection_pool.connection_kwargs["server"], decode_responses=True)
+    parking = RedisParking(client)
+    parking.park(failure("1", queue="high"))
+    assert parking.keys() == ["oxide:queue:high:failed"]
+    store = FakeStore()
+    assert parking.drain(store) == 1
+    assert list(store.rows) == ["1"]
+
+
+def test_redis_drain_moves_the_oldest_copy_first_when_a_record_was_parked_twice(fake_redis: Any) -> None:
+    # A crash between storing and removing parks the same record again later: both copies are moved, in order.
+    parking = RedisParking(fake_redis)
+    for uuid in ("1", "2", "1"):
+        parking.park(failure(uuid))
+    moved: list[str] = []
+    store = FakeStore()
+    store.log = lambda job: moved.append(job.uuid)  # type: ignore[method-assign]
+    assert parking.drain(store) == 3
+    assert moved == ["1", "2", "1"]
+    assert fake_redis.llen("oxide:queue:emails:failed") == 0
+
+
+def test_unreadable_redis_records_are_set_aside_in_order_each_copy_kept(
+    fake_redis: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    for raw in ("x", "y", "x"):
+        fake_redis.lpush("oxide:queue:emails:failed", raw)
+    with caplog.at_level(logging.ERROR, logger="oxide.failed"):
+        assert RedisParking(fake_redis).drain(FakeStore()) == 0
+    assert fake_redis.lrange("oxide:queue:emails:failed:unreadable", 0, -1) == [b"x", b"y", b"x"]
+    assert fake_redis.llen("oxide:queue:emails:failed") == 0
+    assert caplog.messages[0] == (
+        "parked record in oxide:queue:emails:failed is not readable (Expecting value: line 1 column 1 (char 0)); "
+        "moved to oxide:queue:emails:failed:unreadable"
+    )
+
+
+def test_spool_drain_that_stops_keeps_every_remaining_line_in_order(tmp_path: Path) -> None:
+    spool = SpoolParking(tmp_path / "failed-jobs.spool")
+    for uuid in ("1", "2", "3"):
+        spool.park(failure(uuid))
+    store = FakeStore()
+    store.refused = {"2"}
+    with pytest.raises(DatabaseError):
+        spool.drain(store)
+    assert list(store.rows) == ["1"]
+    assert spool.path.read_text() == encode_record(failure("2")) + "\n" + encode_record(failure("3")) + "\n"
+
+
+def test_a_spool_line_edited_with_foreign_bytes_reads_and_its_bytes_are_kept(tmp_path: Path) -> None:
+    spool = SpoolParking(tmp_path / "failed-jobs.spool")
+    edited = encode_record(failure("2")).replace("boom", "b\u00e9om").encode("utf-8")
+    spool.path.write_bytes(encode_record(failure("1")).encode() + b"\n" + edited + b"\n" + b"\xff torn\n")
+    store = FakeStore()
+    store.refused = {"2"}
+    with pytest.raises(DatabaseError):  # the store's own error, not a codec's
+        spool.drain(store)
+    assert spool.path.read_bytes() == edited + b"\n" + b"\xff torn\n"  # the lines not moved, byte for byte
+    store.refused = set()
+    assert spool.drain(store) == 1
+    assert store.rows["2"].exception == "b\udcc3\udca9om"  # each foreign byte kept as its surrogate escape
+    assert (tmp_path / "failed-jobs.spool.unreadable").read_bytes() == b"\xff torn\n"
+    assert not spool.path.exists()
+
+
+def test_a_torn_spool_line_is_logged_with_where_it_went(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    spool = SpoolParking(tmp_path / "failed-jobs.spool")
+    spool.path.write_text("{torn\n")
+    with caplog.at_level(logging.ERROR, logger="oxide.failed"):
+        assert spool.drain(FakeStore()) == 0
+    assert caplog.messages == [
+        f"unreadable line in {spool.path} (Expecting property name enclosed in double quotes: line 1 column 2 "
+        f"(char 1)): moved to {spool.path}.unreadable"
+    ]
+
+
+def test_a_spool_that_cannot_be_read_is_a_parking_error_naming_it(tmp_path: Path) -> None:
+    spool = SpoolParking(tmp_path / "failed-jobs.spool")
+    spool.path.mkdir()  # a directory where the file should be
+    with pytest.raises(ParkingError) as info:
+        spool.drain(FakeStore())
+    assert str(info.value).startswith(f"spool file {spool.path}: [Errno 21] Is a directory")
+
+
+def test_a_record_no_place_takes_names_every_refusal_in_order(fake_redis: Any, tmp_path: Path) -> None:
+    from oxide.drivers.redis import connect
+
+    (tmp_path / "storage").write_text("not a directory")
+    store = FakeStore()
+    store.down = True
+    down = RedisParking(connect("redis://127.0.0.1:1/13"), "redis 'down'")
+    spool = SpoolParking(tmp_path / "storage" / "s.spool")
+    with pytest.raises(ParkingError) as info:
+        ParkingProvider(store, [down, spool]).log(failure("1"))
+    problems = str(info.value).removeprefix("failed job uuid=1 could not be recorded anywhere: ").split("; ")
+    assert problems[0] == "database 'sqlite': database is locked"
+    assert problems[1].startswith("redis 'down' lists oxide:queue:<queue>:failed: ")
+    assert problems[2].startswith(f"spool file {spool.path}: ")
+    assert len(problems) == 3
+
+
+def test_flush_parked_adds_up_every_place_and_logs_what_it_moved_and_what_it_could_not(
+    fake_redis: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from oxide.drivers.redis import connect
+
+    redis_parking, spool = RedisParking(fake_redis), SpoolParking(tmp_path / "s.spool")
+    redis_parking.park(failure("1"))
+    spool.park(failure("2"))
+    spool.park(failure("3"))
+    down = RedisParking(connect("redis://127.0.0.1:1/13"), "redis 'down'")
+    store = FakeStore()
+    provider = ParkingProvider(store, [redis_parking, down, spool])
+    assert provider.parked_count() == 3  # the place that cannot be read counts none
+    with caplog.at_level(logging.INFO, logger="oxide.failed"):
+        assert provider.flush_parked() == 3
+    assert sorted(store.rows) == ["1", "2", "3"]
+    assert caplog.messages[0].startswith(
+        "parked failed jobs cannot be moved into failed_jobs yet: redis 'down' lists oxide:queue:<queue>:failed: "
+    )
+    assert caplog.messages[1] == "moved 3 parked failed job(s) into failed_jobs"
+    assert len(caplog.messages) == 2
+
+
+def test_an_idle_flush_after_a_complete_move_moves_nothing(tmp_path: Path) -> None:
+    provider = ParkingProvider(FakeStore(), [SpoolParking(tmp_path / "s.spool")])
+    assert provider.flush_parked() == 0
+    assert provider.flush_parked() == 0
+
+
+def test_every_uuid_given_to_a_failure_is_a_fresh_uuid4() -> None:
+    import uuid
+
+    from oxide.failed.store import with_uuid
+
+    given = {with_uuid(failure("")).uuid for _ in range(3)}
+    assert len(given) == 3
+    assert all(uuid.UUID(u).version == 4 for u in given)
+    assert with_uuid(failure("kept")).uuid == "kept"
+
+
+def test_the_log_only_provider_logs_the_whole_failure_at_error_level(caplog: pytest.LogCaptureFixture) -> None:
+    from oxide.failed import LogOnlyProvider
+
+    with caplog.at_level(logging.ERROR, logger="oxide.failed"):
+        LogOnlyProvider().log(failure("u1", queue="high"))
+    assert [r.levelno for r in caplog.records] == [logging.ERROR]
+    assert caplog.messages == [
+        "failed job dropped (failed.driver = none): connection=redis queue=high event=auth.user_registered "
+        "listener=app.L uuid=u1\nboom"
+    ]

@@ -127,3 +127,19 @@ def test_a_store_that_cannot_forget_stops_the_retry_after_the_push() -> None:
         "once the database answers, delete it with: oxide queue:forget 1",
         "stopped: the remaining failed jobs were not retried",
     ]
+
+
+def test_rows_after_one_skipped_for_an_unreachable_connection_are_still_retried() -> None:
+    store = Store()
+    push = Pusher({"down": ConnectionUnavailable("refused")})
+    report = retry_jobs([row(1, "down"), row(2, "down"), row(3, "redis")], store, push)  # type: ignore[arg-type]
+    assert push.attempts == ["down", "redis"]
+    assert store.forgotten == [3]
+    assert [r.id for r in report.retried] == [3]
+
+
+def test_what_is_pushed_is_the_rebuilt_job() -> None:
+    push = Pusher()
+    retry_jobs([row(1)], Store(), push)  # type: ignore[arg-type]
+    assert push.pushed == [("redis", "default", retry_body(row(1)))]
+    assert Job.from_json(push.pushed[0][2]).payload == {"name": "a"}
