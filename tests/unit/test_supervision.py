@@ -159,8 +159,10 @@ def test_a_job_without_timeout_is_never_called_stuck() -> None:
 
 def test_a_running_supervisor_thread_stops_on_close() -> None:
     supervisor = Supervisor(ExtendingDriver(), 30.0)  # type: ignore[arg-type]
+    # Only this supervisor's thread: other tests' workers that were never run() leave theirs alive.
+    before = set(threading.enumerate())
     with supervisor.watching(DELIVERY, timeout_secs=None):
-        threads = [t for t in threading.enumerate() if t.name == "oxide-supervisor"]
+        threads = [t for t in threading.enumerate() if t.name == "oxide-supervisor" and t not in before]
         assert threads
     supervisor.close()
     assert all(not t.is_alive() for t in threads)
