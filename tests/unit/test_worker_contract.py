@@ -9,7 +9,7 @@ import math
 import os
 import signal
 import traceback
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from oxide.drivers import Delivery
 from oxide.drivers.redis import RedisDriver
 from oxide.drivers.reservations import keys_of
 from oxide.errors import ConnectionUnavailable, QueueNameError
+from oxide.supervision import EXIT_STUCK
 from oxide.wire import Job
 from oxide.worker import StopReason, Worker, WorkerOptions, failed_job_for
 from tests.conftest import redis_driver_for
@@ -315,7 +316,9 @@ def test_a_failure_that_cannot_be_recorded_is_logged_whole(
         f"could not record failed job (ConnectionError: database away); {where}; the whole record follows: "
         f"uuid=u-1 connection=redis queue=default event=test.greeted listener={EXPLODE} failed_at="
     )
-    assert head.endswith(' payload={"name":"a"}')
+    failed_at, _, payload = head.partition(" failed_at=")[2].partition(" payload=")
+    assert abs(datetime.now(UTC) - datetime.fromisoformat(failed_at)) < timedelta(minutes=1)  # when, in UTC
+    assert payload == '{"name":"a"}'
     assert "RuntimeError: listener exploded on a" in exception
     assert worker.jobs_failed == 1
 
@@ -386,11 +389,13 @@ def test_once_reserves_a_single_job_whatever_the_prefetch(h: Harness, caplog: py
     assert h.remaining("default") == 2
 
 
-def test_max_jobs_shrinks_each_take_to_what_is_left(h: Harness) -> None:
+def test_max_jobs_shrinks_each_take_to_what_is_left(h: Harness, caplog: pytest.LogCaptureFixture) -> None:
     t = taker(h)
     h.push("default", *(greet(f"j{n}") for n in range(5)))
     worker = h.worker(["default"], WorkerOptions(max_jobs=3, prefetch=2), driver=t)
-    assert worker.run() is StopReason.MAX_JOBS
+    with caplog.at_level(logging.WARNING, "oxide.worker"):
+        assert worker.run() is StopReason.MAX_JOBS
+    assert lines(caplog) == []  # every acknowledgement found its reservation held: nothing to report
     assert t.limits == [2, 1, 0]
     assert h.recorder.seen == ["j0", "j1", "j2"]
     assert h.remaining("default") == 2
@@ -480,3 +485,47 @@ def test_a_prefetched_job_that_waited_a_third_of_the_visibility_timeout_is_exten
     assert h.recorder.seen == ["j0", "j1"]
     expected = start + visibility + (waited if refreshed else 0.0)
     assert deadlines == [pytest.approx(expected, abs=0.002)]
+
+
+def test_a_prefetched_job_whose_refresh_fails_or_finds_it_expired_says_so_exactly(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    driver = clocked_driver(h)
+    h.push("default", greet("j0"), greet("j1"), greet("j2"))
+    answers: list[bool | Exception] = [OxideError("server busy"), False]
+
+    def extend(delivery: Delivery) -> bool:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    driver.extend = extend  # type: ignore[method-assign]
+    h.recorder.on_handle = lambda event: h.clock.advance(30.0)  # each job makes the next one wait a refresh
+    worker = h.worker(["default"], WorkerOptions(prefetch=3, max_jobs=3), driver=driver)
+    with caplog.at_level(logging.WARNING, "oxide.worker"):
+        for _ in range(3):
+            worker._cycle()
+    assert h.recorder.seen == ["j0", "j1"]  # j1 ran without its refresh; j2, expired, did not
+    assert lines(caplog) == [
+        "queue=default could not extend a prefetched job's reservation (server busy): running it",
+        "queue=default a prefetched job's reservation expired before it started: it is back in its queue, "
+        "not run here (lower --prefetch, or raise visibility_timeout_secs)",
+    ]
+
+
+def test_a_job_stuck_past_its_timeout_and_grace_ends_the_process(h: Harness) -> None:
+    worker = h.worker(["default"], WorkerOptions(policy=AttemptPolicy(timeout_secs=1000.0)))
+    exits: list[int] = []
+    worker._supervisor._exit = exits.append  # the process's exit, recorded instead
+
+    def stuck(event: Greeted) -> None:
+        h.clock.advance(1000.0 + 500.0 + 1.0)  # past the timeout and its grace, on the worker's clock
+        worker._supervisor.check()  # the supervisor thread's tick, run here
+
+    h.recorder.on_handle = stuck
+    h.push("default", greet("a"))
+    delivery = h.driver.pop(["default"], 1.0)
+    assert delivery is not None
+    worker.process(delivery)
+    assert exits == [EXIT_STUCK]
