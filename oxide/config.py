@@ -392,9 +392,7 @@ def _userinfo_password(url: str) -> str | None:
         # urlsplit refuses some URLs (an unclosed IPv6 bracket) that still hold a password:
         # split the user-info off the authority as urlsplit would have.
         authority = re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0]
-        userinfo, at, _ = authority.rpartition("@")
-        _, colon, password = userinfo.partition(":")
-        return password if at and colon else None
+        return authority.rpartition("@")[0].partition(":")[2] or None
 
 
 def parse_database_url(url: str, where: str = "database.toml") -> DatabaseUrl:

@@ -176,6 +176,10 @@ def test_a_url_that_cannot_be_parsed_still_has_its_userinfo_password_hidden() ->
     [
         ("redis://user:pw@[::1:6379/0", "redis://user:***@[::1:6379/0"),
         ("redis://:pw@[::1:6379/0?password=pw", "redis://:***@[::1:6379/0?password=***"),
+        # Split as urlsplit splits: the last "@" ends the user-info, the first ":" starts the password.
+        ("redis://u:p@w@[::1/0", "redis://u:***@[::1/0"),
+        ("redis://u:p:w@[::1/0", "redis://u:***@[::1/0"),
+        ("redis://u:pw@[::1/0?next=http://x", "redis://u:***@[::1/0?next=http://x"),
         # No password to hide: a user name alone, no user-info, an "@" past the authority.
         ("redis://user@[::1:6379/0", "redis://user@[::1:6379/0"),
         ("redis://[::1:6379/0", "redis://[::1:6379/0"),
