@@ -248,16 +248,34 @@ def test_a_look_before_any_job_does_nothing() -> None:
     assert harness.exits == []
 
 
+def beats_within_two_seconds(supervisor: Supervisor, driver: ExtendingDriver) -> int:
+    """Watch a job on the real clock until the thread has extended it three times, or two seconds pass."""
+    driver.extended.clear()
+    with supervisor.watching(DELIVERY, timeout_secs=None):
+        deadline = time.monotonic() + 2.0
+        while len(driver.extended) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return len(driver.extended)
+
+
 def test_the_thread_beats_on_its_own_as_often_as_the_heartbeat_asks() -> None:
     # A real clock and the real thread: a 0.3 s visibility timeout wants a beat every 0.1 s, so three
     # beats come in well under a second; a thread that looked only once a second would need three.
     driver = ExtendingDriver()
     supervisor = Supervisor(driver, 0.3)  # type: ignore[arg-type]
     try:
-        with supervisor.watching(DELIVERY, timeout_secs=None):
-            deadline = time.monotonic() + 2.0
-            while len(driver.extended) < 3 and time.monotonic() < deadline:
-                time.sleep(0.01)
+        assert beats_within_two_seconds(supervisor, driver) >= 3
     finally:
         supervisor.close()
-    assert len(driver.extended) >= 3
+
+
+def test_a_supervisor_closed_once_watches_again() -> None:
+    # Worker.run() closes its supervisor on the way out; a worker run again must still be watched.
+    driver = ExtendingDriver()
+    supervisor = Supervisor(driver, 0.3)  # type: ignore[arg-type]
+    try:
+        assert beats_within_two_seconds(supervisor, driver) >= 3
+        supervisor.close()
+        assert beats_within_two_seconds(supervisor, driver) >= 3
+    finally:
+        supervisor.close()
