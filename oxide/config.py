@@ -378,13 +378,21 @@ def redact_url(url: str) -> str:
     The password is hidden as it is written in the URL (percent-encoded or not), both in
     the user-info part and as a ``password=`` query argument (which redis-py also reads).
     """
-    try:
-        password = urlsplit(url).password  # as written: urlsplit does not decode it
-    except ValueError:
-        password = None
+    password = _userinfo_password(url)
     if password:
         url = url.replace(f":{password}@", ":***@", 1)
     return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
+
+
+def _userinfo_password(url: str) -> str | None:
+    """The password of ``url``'s user-info, as written (not percent-decoded), or ``None``."""
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        # urlsplit refuses some URLs (an unclosed IPv6 bracket) that still hold a password:
+        # split the user-info off the authority as urlsplit would have.
+        authority = re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0]
+        return authority.rpartition("@")[0].partition(":")[2] or None
 
 
 def parse_database_url(url: str, where: str = "database.toml") -> DatabaseUrl:

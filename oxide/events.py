@@ -178,8 +178,11 @@ def run_handler(listener: Any, event: Any, timeout_secs: float | None = None) ->
 
 
 async def _with_timeout(awaitable: Awaitable[Any], timeout_secs: float) -> Any:
+    deadline = asyncio.timeout(timeout_secs)
     try:
-        async with asyncio.timeout(timeout_secs):
+        async with deadline:
             return await awaitable
     except TimeoutError:
+        if not deadline.expired():
+            raise  # the listener's own TimeoutError (an HTTP call of its own, say), not this deadline
         raise JobTimedOut(f"the listener ran longer than its {timeout_secs:g}s timeout") from None

@@ -83,6 +83,8 @@ class Supervisor:
         """Watch ``delivery`` while the block runs (heartbeats, and the stuck-job exit if timed)."""
         needed = self._heartbeat_secs is not None or timeout_secs is not None
         if needed and self._thread is None:
+            self._stopped = False  # after close(): a worker run again is watched again
+            self._wake.clear()
             self._thread = threading.Thread(target=self._loop, name="oxide-supervisor", daemon=True)
             self._thread.start()
         now = self._clock()

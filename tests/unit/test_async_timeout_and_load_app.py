@@ -33,12 +33,6 @@ def test_an_async_listener_within_its_timeout_returns_its_result() -> None:
     assert run_handler(Sleeper(0.0), object(), 60.0) == "slept 0.0"  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=JobTimedOut,
-    reason="known bug: events._with_timeout catches every TimeoutError, so a listener's own one is reported "
-    "as the job's timeout; strict, so the fix makes this test pass and this mark must go",
-)
 def test_a_listeners_own_timeout_error_is_not_reported_as_the_job_timeout() -> None:
     class OwnTimeout:
         async def handle(self, event: object) -> None:

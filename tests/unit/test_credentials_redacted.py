@@ -165,13 +165,28 @@ def test_a_url_that_cannot_be_parsed_still_has_its_query_password_hidden() -> No
     assert redact_url("redis://[::1:6379/0?password=secret") == "redis://[::1:6379/0?password=***"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: redact_url gives up on the user-info password when urlsplit cannot parse the URL "
-    "(an unclosed IPv6 bracket), so an error message naming such a URL shows the password; strict: the fix "
-    "makes this pass and this mark must go",
-)
 def test_a_url_that_cannot_be_parsed_still_has_its_userinfo_password_hidden() -> None:
     from oxide.config import redact_url
 
     assert "pw" not in redact_url("redis://user:pw@[::1:6379/0")
+
+
+@pytest.mark.parametrize(
+    ("url", "redacted"),
+    [
+        ("redis://user:pw@[::1:6379/0", "redis://user:***@[::1:6379/0"),
+        ("redis://:pw@[::1:6379/0?password=pw", "redis://:***@[::1:6379/0?password=***"),
+        # Split as urlsplit splits: the last "@" ends the user-info, the first ":" starts the password.
+        ("redis://u:p@w@[::1/0", "redis://u:***@[::1/0"),
+        ("redis://u:p:w@[::1/0", "redis://u:***@[::1/0"),
+        ("redis://u:pw@[::1/0?next=http://x", "redis://u:***@[::1/0?next=http://x"),
+        # No password to hide: a user name alone, no user-info, an "@" past the authority.
+        ("redis://user@[::1:6379/0", "redis://user@[::1:6379/0"),
+        ("redis://[::1:6379/0", "redis://[::1:6379/0"),
+        ("redis://[::1/0?next=a:b@c", "redis://[::1/0?next=a:b@c"),
+    ],
+)
+def test_an_unparsable_url_loses_exactly_its_userinfo_password(url: str, redacted: str) -> None:
+    from oxide.config import redact_url
+
+    assert redact_url(url) == redacted

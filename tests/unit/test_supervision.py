@@ -159,8 +159,10 @@ def test_a_job_without_timeout_is_never_called_stuck() -> None:
 
 def test_a_running_supervisor_thread_stops_on_close() -> None:
     supervisor = Supervisor(ExtendingDriver(), 30.0)  # type: ignore[arg-type]
+    # Only this supervisor's thread: other tests' workers that were never run() leave theirs alive.
+    before = set(threading.enumerate())
     with supervisor.watching(DELIVERY, timeout_secs=None):
-        threads = [t for t in threading.enumerate() if t.name == "oxide-supervisor"]
+        threads = [t for t in threading.enumerate() if t.name == "oxide-supervisor" and t not in before]
         assert threads
     supervisor.close()
     assert all(not t.is_alive() for t in threads)
@@ -210,3 +212,70 @@ def test_soft_timeout_outside_the_main_thread_arms_nothing() -> None:
     thread.start()
     thread.join()
     assert seen == [before, "finished"]
+
+
+def worker_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "oxide.worker"]
+
+
+def test_each_supervisor_line_names_the_queue_and_says_what_follows(caplog: pytest.LogCaptureFixture) -> None:
+    delivery = Delivery(queue="mail", body=b"{}")
+    harness = Harness(ExtendingDriver(ConnectionError("redis went away"), False), visibility_timeout_secs=3.0)
+    with caplog.at_level(logging.WARNING, "oxide.worker"), harness.supervisor.watching(delivery, timeout_secs=10.0):
+        harness.at(1.0)
+        harness.at(2.0)
+        harness.at(15.5)
+    assert worker_lines(caplog) == [
+        "queue=mail could not extend the reservation: redis went away",
+        "queue=mail the reservation of the job in hand had expired before it was extended: "
+        "another worker may run it too (was this process paused?)",
+        "queue=mail job overran its 10.0s timeout by 5.5s and could not be interrupted: exiting with status 75; "
+        "the job stays reserved and returns to the queue after the visibility timeout",
+    ]
+
+
+def test_a_visibility_timeout_under_a_second_still_gets_heartbeats() -> None:
+    harness = Harness(ExtendingDriver(), visibility_timeout_secs=0.9)
+    with harness.supervisor.watching(DELIVERY, timeout_secs=None):
+        harness.at(0.31)
+    assert harness.driver.extended == [DELIVERY]
+
+
+def test_a_look_before_any_job_does_nothing() -> None:
+    harness = Harness(ExtendingDriver(), visibility_timeout_secs=3.0)
+    harness.at(1000.0)
+    assert harness.driver.extended == []
+    assert harness.exits == []
+
+
+def beats_within_two_seconds(supervisor: Supervisor, driver: ExtendingDriver) -> int:
+    """Watch a job on the real clock until the thread has extended it three times, or two seconds pass."""
+    driver.extended.clear()
+    with supervisor.watching(DELIVERY, timeout_secs=None):
+        deadline = time.monotonic() + 2.0
+        while len(driver.extended) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return len(driver.extended)
+
+
+def test_the_thread_beats_on_its_own_as_often_as_the_heartbeat_asks() -> None:
+    # A real clock and the real thread: a 0.3 s visibility timeout wants a beat every 0.1 s, so three
+    # beats come in well under a second; a thread that looked only once a second would need three.
+    driver = ExtendingDriver()
+    supervisor = Supervisor(driver, 0.3)  # type: ignore[arg-type]
+    try:
+        assert beats_within_two_seconds(supervisor, driver) >= 3
+    finally:
+        supervisor.close()
+
+
+def test_a_supervisor_closed_once_watches_again() -> None:
+    # Worker.run() closes its supervisor on the way out; a worker run again must still be watched.
+    driver = ExtendingDriver()
+    supervisor = Supervisor(driver, 0.3)  # type: ignore[arg-type]
+    try:
+        assert beats_within_two_seconds(supervisor, driver) >= 3
+        supervisor.close()
+        assert beats_within_two_seconds(supervisor, driver) >= 3
+    finally:
+        supervisor.close()
