@@ -279,3 +279,45 @@ def test_a_supervisor_closed_once_watches_again() -> None:
         assert beats_within_two_seconds(supervisor, driver) >= 3
     finally:
         supervisor.close()
+
+
+def wait_for(rang: list[float], secs: float = 5.0) -> None:
+    deadline = time.monotonic() + secs
+    while not rang and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+@pytest.mark.timeout(0)  # pytest-timeout's own alarm would stand in for the one this test sets
+def test_an_alarm_set_before_the_block_still_rings_after_it() -> None:
+    rang: list[float] = []
+    before = signal.signal(signal.SIGALRM, lambda signum, frame: rang.append(time.monotonic()))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with soft_timeout(30.0):
+            time.sleep(0.05)
+        left = signal.getitimer(signal.ITIMER_REAL)[0]
+        assert 0 < left <= 0.45  # re-armed for what was left of it, not for its whole delay again
+        assert rang == []
+        wait_for(rang)
+        assert len(rang) == 1
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
+
+
+@pytest.mark.timeout(0)
+def test_an_alarm_that_fell_due_during_the_block_rings_just_after_it_with_its_own_handler() -> None:
+    rang: list[float] = []
+    before = signal.signal(signal.SIGALRM, lambda signum, frame: rang.append(time.monotonic()))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.02)
+        with soft_timeout(30.0):
+            time.sleep(0.1)  # the outer alarm falls due here; the block is not interrupted by it
+            assert rang == []
+            block_ended = time.monotonic()
+        wait_for(rang)
+        assert len(rang) == 1
+        assert rang[0] >= block_ended
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
