@@ -287,37 +287,37 @@ def wait_for(rang: list[float], secs: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.timeout(0)  # pytest-timeout's own alarm would stand in for the one this test sets
-def test_an_alarm_set_before_the_block_still_rings_after_it() -> None:
+@pytest.fixture
+def outer_alarm() -> Iterator[list[float]]:
+    """A SIGALRM handler of the application's own, recording when it rings; removed afterwards."""
     rang: list[float] = []
     before = signal.signal(signal.SIGALRM, lambda signum, frame: rang.append(time.monotonic()))
-    try:
-        signal.setitimer(signal.ITIMER_REAL, 0.5)
-        with soft_timeout(30.0):
-            time.sleep(0.05)
-        left = signal.getitimer(signal.ITIMER_REAL)[0]
-        assert 0 < left <= 0.45  # re-armed for what was left of it, not for its whole delay again
-        assert rang == []
-        wait_for(rang)
-        assert len(rang) == 1
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, before)
+    yield rang
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, before)
+
+
+@pytest.mark.timeout(0)  # pytest-timeout's own alarm would stand in for the one this test sets
+def test_an_alarm_set_before_the_block_still_rings_after_it(outer_alarm: list[float]) -> None:
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    with soft_timeout(30.0):
+        time.sleep(0.05)
+    left = signal.getitimer(signal.ITIMER_REAL)[0]
+    assert 0 < left <= 0.45  # re-armed for what was left of it, not for its whole delay again
+    assert outer_alarm == []
+    wait_for(outer_alarm)
+    assert len(outer_alarm) == 1
 
 
 @pytest.mark.timeout(0)
-def test_an_alarm_that_fell_due_during_the_block_rings_just_after_it_with_its_own_handler() -> None:
-    rang: list[float] = []
-    before = signal.signal(signal.SIGALRM, lambda signum, frame: rang.append(time.monotonic()))
-    try:
-        signal.setitimer(signal.ITIMER_REAL, 0.02)
-        with soft_timeout(30.0):
-            time.sleep(0.1)  # the outer alarm falls due here; the block is not interrupted by it
-            assert rang == []
-            block_ended = time.monotonic()
-        wait_for(rang)
-        assert len(rang) == 1
-        assert rang[0] >= block_ended
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, before)
+def test_an_alarm_that_fell_due_during_the_block_rings_just_after_it_with_its_own_handler(
+    outer_alarm: list[float],
+) -> None:
+    signal.setitimer(signal.ITIMER_REAL, 0.02)
+    with soft_timeout(30.0):
+        time.sleep(0.1)  # the outer alarm falls due here; the block is not interrupted by it
+        assert outer_alarm == []
+        block_ended = time.monotonic()
+    wait_for(outer_alarm)
+    assert len(outer_alarm) == 1
+    assert outer_alarm[0] >= block_ended
