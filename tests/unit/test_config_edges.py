@@ -75,6 +75,19 @@ def test_a_unix_socket_url_is_a_redis_url(tmp_path: Path) -> None:
     assert load_config(tmp_path, environ={}).connections["redis"].url == "unix:///run/redis/redis.sock?db=2"
 
 
+def test_a_password_written_twice_in_a_url_is_hidden_twice(tmp_path: Path) -> None:
+    write_queue(
+        tmp_path,
+        '[connections.redis]\ndriver = "redis"\nurl = "http://app:hunter2@h1/0?next=http://app:hunter2@h2/0"\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, environ={})
+    assert str(info.value) == (
+        f"{tmp_path / 'queue.toml'}: connections.redis.url: expected a redis://, rediss:// or unix:// URL, "
+        "got 'http://app:***@h1/0?next=http://app:***@h2/0'"
+    )
+
+
 def test_the_password_query_argument_is_hidden_whatever_its_case() -> None:
     assert redact_url("redis://h/0?PASSWORD=s3cret&db=1") == "redis://h/0?PASSWORD=***&db=1"
 
