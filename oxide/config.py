@@ -380,7 +380,7 @@ def redact_url(url: str) -> str:
     """
     password = _userinfo_password(url)
     if password:
-        url = url.replace(f":{password}@", ":***@", 1)
+        url = url.replace(f":{password}@", ":***@")
     return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
 
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
 import pytest
 
-from oxide.config import ConfigError, DatabaseConfig, interpolate, load_config, parse_database_url, redact_url
+from oxide.config import (
+    ConfigError,
+    DatabaseConfig,
+    interpolate,
+    load_config,
+    load_dotenv,
+    parse_database_url,
+    redact_url,
+)
 
 
 def write_queue(tmp_path: Path, text: str) -> Path:
@@ -64,6 +73,19 @@ def test_a_unix_socket_url_is_a_redis_url(tmp_path: Path) -> None:
         'default = "redis"\n[connections.redis]\ndriver = "redis"\nurl = "unix:///run/redis/redis.sock?db=2"\n',
     )
     assert load_config(tmp_path, environ={}).connections["redis"].url == "unix:///run/redis/redis.sock?db=2"
+
+
+def test_a_password_written_twice_in_a_url_is_hidden_twice(tmp_path: Path) -> None:
+    write_queue(
+        tmp_path,
+        '[connections.redis]\ndriver = "redis"\nurl = "http://app:hunter2@h1/0?next=http://app:hunter2@h2/0"\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, environ={})
+    assert str(info.value) == (
+        f"{tmp_path / 'queue.toml'}: connections.redis.url: expected a redis://, rediss:// or unix:// URL, "
+        "got 'http://app:***@h1/0?next=http://app:***@h2/0'"
+    )
 
 
 def test_the_password_query_argument_is_hidden_whatever_its_case() -> None:
@@ -126,3 +148,11 @@ def test_failed_jobs_go_to_the_database_unless_queue_toml_says_otherwise(tmp_pat
 def test_the_database_default_is_the_connection_named_sqlite(tmp_path: Path) -> None:
     (tmp_path / "database.toml").write_text('[connections.sqlite]\nurl = "sqlite:///db.sqlite"\n')
     assert load_config(tmp_path, environ={}).database.default == "sqlite"
+
+
+def test_a_dotenv_file_is_read_as_utf8_whatever_the_locale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / ".env"
+    path.write_text("GREETING=h\u00e9llo w\u00f6rld\n", encoding="utf-8")
+    # A locale whose encoding is Latin-1: a text file opened without an encoding is decoded with it.
+    monkeypatch.setattr(io, "text_encoding", lambda encoding, stacklevel=2: encoding or "latin-1")
+    assert load_dotenv(path) == {"GREETING": "h\u00e9llo w\u00f6rld"}

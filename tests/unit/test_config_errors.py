@@ -144,6 +144,13 @@ CASES = [
         ("expected a number > 0, got 0",),
     ),
     Case(
+        "poll-interval-zero-would-block-forever",
+        QUEUE,
+        '[connections.redis]\ndriver = "redis"\npoll_interval_secs = 0\n',
+        "connections.redis.poll_interval_secs",
+        ("expected a number > 0, got 0",),
+    ),
+    Case(
         "whole-number-given-a-fraction-string",
         QUEUE,
         '[connections.redis]\ndriver = "redis"\nprefetch = "1.5"\n',

@@ -106,8 +106,15 @@ BAD_SETTINGS = {
         "connections.jobs.poll_interval_secs: expected a number > 0, got 0 "
         "(an idle worker would query the database without pause)",
     ),
-    "visibility-0": ("visibility_timeout_secs = 0", "connections.jobs.visibility_timeout_secs: expected a number > 0"),
-    "block-0": ("block_timeout_secs = 0", "connections.jobs.block_timeout_secs: expected a number > 0, got 0"),
+    "visibility-0": (
+        "visibility_timeout_secs = 0",
+        "connections.jobs.visibility_timeout_secs: expected a number > 0, got 0 "
+        "(the database driver always holds a taken job for a while)",
+    ),
+    "block-0": (
+        "block_timeout_secs = 0",
+        "connections.jobs.block_timeout_secs: expected a number > 0, got 0 (a worker would never wait for a job)",
+    ),
     "not-a-number": (
         'visibility_timeout_secs = "soon"',
         "connections.jobs.visibility_timeout_secs: expected a number, got 'soon'",
@@ -127,6 +134,17 @@ def test_bad_settings_name_the_file_the_key_and_what_was_expected(tmp_path: Path
     with pytest.raises(ConfigError) as error:
         load_config(directory, environ={})
     assert str(error.value).startswith(f"{directory / 'queue.toml'}: {message}")
+
+
+def test_a_bad_table_name_from_the_environment_names_its_variable(tmp_path: Path) -> None:
+    directory = config_dir(tmp_path, 'table = "${QUEUE_TABLE:-jobs}"')
+    assert load_config(directory, environ={"QUEUE_TABLE": "queue_jobs"}).connection().table == "queue_jobs"
+    with pytest.raises(ConfigError) as error:
+        load_config(directory, environ={"QUEUE_TABLE": "queue-jobs"})
+    assert str(error.value) == (
+        f"{directory / 'queue.toml'}: connections.jobs.table: expected a plain SQL table name "
+        "([A-Za-z_][A-Za-z0-9_]*, at most 63 characters), got 'queue-jobs' (from ${QUEUE_TABLE:-jobs})"
+    )
 
 
 def test_an_unknown_driver_lists_database_among_the_valid_ones(tmp_path: Path) -> None:
