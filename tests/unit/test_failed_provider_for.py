@@ -52,3 +52,20 @@ def test_any_other_connection_parks_in_the_spool_only(tmp_path: Path) -> None:
 def test_an_unknown_connection_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown queue connection 'nope'"):
         provider_for(config(tmp_path), "nope")
+
+
+def test_a_worker_on_a_connection_other_than_the_default_parks_in_its_own_redis(tmp_path: Path) -> None:
+    # The default connection ("jobs") has no Redis: a worker of "cache" must still park what the
+    # database refuses in the Redis of "cache", not fall back to the default connection's places.
+    from oxide import App
+    from oxide.worker import Worker
+
+    app = App(config=config(tmp_path))
+    try:
+        worker = Worker(app, "cache", ["default"], driver=object())  # type: ignore[arg-type]
+        provider = worker._provider
+        assert isinstance(provider, ParkingProvider)
+        assert [type(p) for p in provider.parkings] == [RedisParking, SpoolParking]
+        assert provider.parkings[0].where.startswith("redis connection 'cache' (")
+    finally:
+        app.close()
