@@ -29,7 +29,9 @@ from .clock import FakeClock
 
 if TYPE_CHECKING:
     from ..app import App
+    from ..attempts import AttemptPolicy
     from ..config import ConnectionConfig
+    from .drain import FailedJobLog, WorkResult
 
 __all__ = ["DrainableDriver", "InstalledFake", "MemoryDriver", "PushObserver", "install", "installed", "uninstall"]
 
@@ -283,6 +285,26 @@ class InstalledFake:
         self.active = False
         for name, driver in reversed(list(self.drivers.items())):
             uninstall(self.app, name, driver)
+
+    def drain(
+        self,
+        connection: str | None = None,
+        queues: Sequence[str] | None = None,
+        *,
+        failed: FailedJobLog | None = None,
+        policy: AttemptPolicy | None = None,
+        max_jobs: int = 1000,
+        seed: int = 0,
+    ) -> WorkResult:
+        """Run every job this fake holds through the real worker until none is left; see :func:`oxide.testing.drain`."""
+        from .drain import drain_drivers
+
+        if connection is not None and connection not in self.drivers:
+            raise ValueError(
+                f"connection {connection!r} is not faked by this {type(self).__name__}; it fakes {list(self.drivers)}"
+            )
+        drivers = {n: d for n, d in self.drivers.items() if connection is None or n == connection}
+        return drain_drivers(self.app, drivers, queues, failed=failed, policy=policy, max_jobs=max_jobs, seed=seed)
 
     def __enter__(self) -> Self:
         return self

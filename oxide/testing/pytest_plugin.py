@@ -86,11 +86,8 @@ def oxide_queue_fake(oxide_app: App) -> Iterator[QueueFake]:
     """Every job ``oxide_app`` pushes, on any connection, is recorded instead of sent."""
     from .queue_fake import QueueFake
 
-    fake = QueueFake(oxide_app)
-    try:
+    with QueueFake(oxide_app) as fake:
         yield fake
-    finally:
-        fake.restore()
 
 
 @pytest.fixture
@@ -98,11 +95,8 @@ def oxide_event_fake(oxide_app: App) -> Iterator[EventFake]:
     """Every event ``oxide_app`` dispatches is recorded, and no listener runs."""
     from .event_fake import EventFake
 
-    fake = EventFake(oxide_app)
-    try:
+    with EventFake(oxide_app) as fake:
         yield fake
-    finally:
-        fake.restore()
 
 
 @pytest.fixture
@@ -110,12 +104,9 @@ def oxide_fakeredis(oxide_app: App) -> Iterator[RedisFake]:
     """The redis connections of ``oxide_app`` on a private fakeredis server, through the real Redis driver."""
     from .redis_fake import RedisFake
 
-    fake = RedisFake(oxide_app)
-    try:
+    with RedisFake(oxide_app) as fake:
         yield fake
-    finally:
-        fake.restore()
-        fake.client.close()
+    fake.client.close()  # pytest resumes a fixture's generator after its test, whatever the test did
 
 
 @pytest.fixture

@@ -15,8 +15,6 @@ from .matching import JobFilter, describe_value, format_table, plural
 
 if TYPE_CHECKING:
     from ..app import App
-    from ..attempts import AttemptPolicy
-    from .drain import FailedJobLog, WorkResult
 
 __all__ = ["PushedJob", "QueueFake", "fake_queue"]
 
@@ -218,26 +216,6 @@ class QueueFake(InstalledFake):
         marked = [flt.kind_matches(job.event_name, job.listener_type) for job in jobs]
         legend = " (> marks the listener/event asked for)" if any(marked) else ""
         return f"{_count_pushed(len(jobs)).capitalize()}{legend}:\n{jobs_table(jobs, marked)}"
-
-    # -- running ---------------------------------------------------------------------------------
-
-    def drain(
-        self,
-        connection: str | None = None,
-        queues: Sequence[str] | None = None,
-        *,
-        failed: FailedJobLog | None = None,
-        policy: AttemptPolicy | None = None,
-        max_jobs: int = 1000,
-        seed: int = 0,
-    ) -> WorkResult:
-        """Run every waiting job through the real worker until none is left; see :func:`oxide.testing.drain`."""
-        from .drain import drain_drivers
-
-        if connection is not None and connection not in self.drivers:
-            raise ValueError(f"connection {connection!r} is not faked by this QueueFake; it fakes {list(self.drivers)}")
-        drivers = {n: d for n, d in self.drivers.items() if connection is None or n == connection}
-        return drain_drivers(self.app, drivers, queues, failed=failed, policy=policy, max_jobs=max_jobs, seed=seed)
 
 
 def _count_pushed(count: int) -> str:

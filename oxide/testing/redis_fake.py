@@ -22,8 +22,6 @@ from .drivers import InstalledFake, install
 
 if TYPE_CHECKING:
     from ..app import App
-    from ..attempts import AttemptPolicy
-    from .drain import FailedJobLog, WorkResult
 
 __all__ = ["FakeRedisDriver", "RedisFake", "fake_redis", "new_fakeredis_client"]
 
@@ -140,24 +138,6 @@ class RedisFake(InstalledFake):
             b.decode() if isinstance(b, bytes) else str(b)
             for b in reversed(self.client.lrange(keys_of(queue)[_READY], 0, -1))
         ]
-
-    def drain(
-        self,
-        connection: str | None = None,
-        queues: Sequence[str] | None = None,
-        *,
-        failed: FailedJobLog | None = None,
-        policy: AttemptPolicy | None = None,
-        max_jobs: int = 1000,
-        seed: int = 0,
-    ) -> WorkResult:
-        """Run every job in the fake server through the real worker until none is left; see :func:`oxide.testing.drain`."""
-        from .drain import drain_drivers
-
-        if connection is not None and connection not in self.drivers:
-            raise ValueError(f"connection {connection!r} is not faked by this RedisFake; it fakes {list(self.drivers)}")
-        drivers = {n: d for n, d in self.drivers.items() if connection is None or n == connection}
-        return drain_drivers(self.app, drivers, queues, failed=failed, policy=policy, max_jobs=max_jobs, seed=seed)
 
 
 def fake_redis(app: App, connections: Iterable[str] | None = None, *, clock: FakeClock | None = None) -> RedisFake:
