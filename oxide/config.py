@@ -42,7 +42,17 @@ SQL_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 DRIVER_KEYS: dict[str, frozenset[str]] = {
     "sync": frozenset({"driver", "queue"}),
     "redis": frozenset(
-        {"driver", "url", "queue", "block_timeout_secs", "visibility_timeout_secs", "poll_interval_secs", "prefetch"}
+        {
+            "driver",
+            "url",
+            "queue",
+            "block_timeout_secs",
+            "visibility_timeout_secs",
+            "poll_interval_secs",
+            "prefetch",
+            "concurrency",
+            "stop_timeout_secs",
+        }
     ),
     "database": frozenset(
         {
@@ -53,11 +63,13 @@ DRIVER_KEYS: dict[str, frozenset[str]] = {
             "block_timeout_secs",
             "visibility_timeout_secs",
             "poll_interval_secs",
+            "concurrency",
+            "stop_timeout_secs",
         }
     ),
 }
-NUMBER_KEYS = frozenset({"block_timeout_secs", "visibility_timeout_secs", "poll_interval_secs"})
-INTEGER_KEYS = frozenset({"prefetch"})
+NUMBER_KEYS = frozenset({"block_timeout_secs", "visibility_timeout_secs", "poll_interval_secs", "stop_timeout_secs"})
+INTEGER_KEYS = frozenset({"prefetch", "concurrency"})
 FAILED_DRIVERS = ("database", "none")
 DATABASE_SCHEMES = {
     "sqlite": "sqlite",
@@ -103,6 +115,9 @@ class ConnectionConfig:
     visibility_timeout_secs: float = 90.0
     poll_interval_secs: float = 0.5
     prefetch: int = 1
+    # Jobs a worker runs at once, and how long a stopping worker waits for them (None: until they end).
+    concurrency: int = 1
+    stop_timeout_secs: float | None = None
     # The database driver: the database.toml connection it uses (None: that file's default), its
     # table, and that connection resolved when the config is loaded (a SQLite path made absolute).
     connection: str | None = None
@@ -316,6 +331,8 @@ def _connection(name: str, raw_block: Any, block: Any, file: str) -> ConnectionC
             settings[key] = _number(value, f"{where}.{key}", src, integer=True, minimum=1)
         else:
             settings[key] = _string(value, f"{where}.{key}")
+    if settings.get("stop_timeout_secs") == 0:
+        settings["stop_timeout_secs"] = None  # 0: no limit, as --stop-timeout 0 says
     if "queue" in settings and not QUEUE_NAME.fullmatch(settings["queue"]):
         raise ConfigError(
             f"{where}.queue: {settings['queue']!r} is not a valid queue name (expected [A-Za-z0-9_.-]{{1,128}})"

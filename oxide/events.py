@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Protocol, Self
 from .drivers import check_queue_name
 from .errors import JobTimedOut, OxideError
 
-__all__ = ["Event", "Listener", "Mode", "listener_type_of", "run_handler"]
+__all__ = ["Event", "Listener", "Mode", "listener_type_of", "run_handler", "with_timeout"]
 
 
 class Event:
@@ -164,7 +164,7 @@ def run_handler(listener: Any, event: Any, timeout_secs: float | None = None) ->
     result = listener.handle(event)
     if not inspect.isawaitable(result):
         return result
-    awaitable = result if timeout_secs is None else _with_timeout(result, timeout_secs)
+    awaitable = result if timeout_secs is None else with_timeout(result, timeout_secs)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -177,7 +177,7 @@ def run_handler(listener: Any, event: Any, timeout_secs: float | None = None) ->
     return _loop_thread.run(awaitable)
 
 
-async def _with_timeout(awaitable: Awaitable[Any], timeout_secs: float) -> Any:
+async def with_timeout(awaitable: Awaitable[Any], timeout_secs: float) -> Any:
     deadline = asyncio.timeout(timeout_secs)
     try:
         async with deadline:

@@ -1,18 +1,23 @@
-"""Watching the job in hand: reservation heartbeats, job timeouts, and the last resort.
+"""Watching the jobs in hand: reservation heartbeats, job timeouts, and the last resort.
 
-One long-lived thread per worker, :class:`Supervisor`, looks at the job the
-main thread is running (a plain attribute the main thread sets; nothing is
-started per job, so the hot path pays nothing):
+One long-lived thread per worker, :class:`Supervisor`, looks at every job the
+worker is running (however many slots it has; nothing is started per job, so
+the hot path pays a dictionary insert and delete):
 
-- every ``visibility_timeout / 3`` it extends the job's reservation, so a job
+- every ``visibility_timeout / 3`` it extends each job's reservation, so a job
   that runs longer than the visibility timeout is never handed to a second
   worker while this one is alive;
-- if the job overruns its timeout by a grace period — a listener stuck where
-  the soft timeout below cannot reach it (a C call holding the GIL, a ``while
-  True`` that swallows every exception) — it exits the process with
-  :data:`EXIT_STUCK`. The job is still reserved, so it comes back to the queue
-  after the visibility timeout with the lost run counted as an attempt; a
-  process supervisor restarts the worker.
+- when a job on a slot thread reaches its timeout it calls the job's
+  ``interrupt`` (the thread slots raise :class:`~oxide.errors.JobTimedOut` in
+  that thread, see :mod:`oxide.worker.threads`);
+- if a job overruns its timeout by a grace period — a listener stuck where no
+  timeout can reach it (a C call holding the GIL, a ``while True`` that
+  swallows every exception) — the process gives up on it: with ``on_stuck``
+  set (a worker with several slots) the worker is told and stops on its own;
+  without (one slot, the listener in the main thread) the process exits at
+  once with :data:`EXIT_STUCK`. The stuck job stays reserved, so it comes back
+  to the queue after the visibility timeout with the lost run counted as an
+  attempt; a process supervisor restarts the worker.
 
 The soft timeout, :func:`soft_timeout`, interrupts a plain listener in the main
 thread with ``SIGALRM``: the handler raises :class:`~oxide.errors.JobTimedOut`,
@@ -31,18 +36,20 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 
 from .drivers import Delivery, Driver
 from .errors import JobTimedOut
 
-__all__ = ["EXIT_STUCK", "Supervisor", "soft_timeout"]
+__all__ = ["EXIT_STUCK", "Supervisor", "Watched", "soft_timeout"]
 
 log = logging.getLogger("oxide.worker")
 
 # sysexits' EX_TEMPFAIL: "try again later" — the job comes back, the supervisor restarts us.
 EXIT_STUCK = 75
+# The longest the thread sleeps between two looks, whatever the heartbeat asks for.
+LOOK_EVERY_SECS = 1.0
 
 
 def stuck_grace_secs(timeout_secs: float) -> float:
@@ -50,15 +57,26 @@ def stuck_grace_secs(timeout_secs: float) -> float:
     return max(2.0, timeout_secs / 2)
 
 
-@dataclass
-class _Current:
+@dataclass(eq=False, slots=True)
+class Watched:
+    """One job in hand, as the supervisor sees it."""
+
     delivery: Delivery
     started: float
     timeout_secs: float | None
+    interrupt: Callable[[], object] | None = None  # called once when the timeout passes
+    last_beat: float = 0.0
+    interrupted: bool = False
+    stuck: bool = False
+    deadline: float = field(init=False)  # when interrupt is due; inf without a timeout
+
+    def __post_init__(self) -> None:
+        self.last_beat = self.started
+        self.deadline = float("inf") if self.timeout_secs is None else self.started + self.timeout_secs
 
 
 class Supervisor:
-    """Heartbeats and the stuck-job exit for one worker's job in hand."""
+    """Heartbeats, timeouts and the stuck-job exit for the jobs one worker has in hand."""
 
     def __init__(
         self,
@@ -67,86 +85,150 @@ class Supervisor:
         *,
         clock: Callable[[], float] = time.monotonic,
         exit_process: Callable[[int], object] = os._exit,
+        on_stuck: Callable[[Watched], object] | None = None,
     ) -> None:
         self._driver = driver
         self._heartbeat_secs = visibility_timeout_secs / 3 if visibility_timeout_secs > 0 else None
         self._clock = clock
         self._exit = exit_process
-        self._current: _Current | None = None
-        self._last_beat = 0.0
+        self.on_stuck = on_stuck
+        # Called at every look, from the thread (the worker's stop timeout with one slot); starts the thread too.
+        self.on_look: Callable[[], object] | None = None
+        self._watched: dict[int, Watched] = {}
+        self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._next_look = float("inf")  # when the thread means to look next
         self._stopped = False
         self._thread: threading.Thread | None = None
 
-    @contextlib.contextmanager
-    def watching(self, delivery: Delivery, timeout_secs: float | None) -> Iterator[None]:
-        """Watch ``delivery`` while the block runs (heartbeats, and the stuck-job exit if timed)."""
-        needed = self._heartbeat_secs is not None or timeout_secs is not None
+    @property
+    def exit_process(self) -> Callable[[int], object]:
+        """What ends the process when a job is stuck (``os._exit``; tests record the call instead)."""
+        return self._exit
+
+    @property
+    def watched(self) -> list[Watched]:
+        """The jobs being watched now (a copy)."""
+        with self._lock:
+            return list(self._watched.values())
+
+    def watch(
+        self, delivery: Delivery, timeout_secs: float | None, interrupt: Callable[[], object] | None = None
+    ) -> Watched:
+        """Start watching a job that starts now; hand the result to :meth:`unwatch` when it ends."""
+        needed = self._heartbeat_secs is not None or timeout_secs is not None or self.on_look is not None
         if needed and self._thread is None:
-            self._stopped = False  # after close(): a worker run again is watched again
-            self._wake.clear()
-            self._thread = threading.Thread(target=self._loop, name="oxide-supervisor", daemon=True)
-            self._thread.start()
-        now = self._clock()
-        self._last_beat = now
-        self._current = _Current(delivery, now, timeout_secs)
+            self._start_thread()
+        watched = Watched(delivery, self._clock(), timeout_secs, interrupt)
+        with self._lock:
+            self._watched[id(watched)] = watched
+        if interrupt is not None and watched.deadline < self._next_look:
+            self._wake.set()  # the thread sleeps past this job's deadline: let it plan again
+        return watched
+
+    def unwatch(self, watched: Watched) -> None:
+        """The job has ended: no more heartbeats, no timeout."""
+        with self._lock:
+            self._watched.pop(id(watched), None)
+
+    @contextlib.contextmanager
+    def watching(self, delivery: Delivery, timeout_secs: float | None) -> Iterator[Watched]:
+        """Watch ``delivery`` while the block runs (heartbeats, and the stuck-job exit if timed)."""
+        watched = self.watch(delivery, timeout_secs)
         try:
-            yield
+            yield watched
         finally:
-            self._current = None
+            self.unwatch(watched)
 
     def close(self) -> None:
-        """Stop the thread (the worker is done)."""
+        """Stop the thread (the worker is done); a later watch starts it again."""
         self._stopped = True
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
 
+    def _start_thread(self) -> None:
+        self._stopped = False  # after close(): a worker run again is watched again
+        self._wake.clear()
+        self._thread = threading.Thread(target=self._loop, name="oxide-supervisor", daemon=True)
+        self._thread.start()
+
     def _tick_secs(self) -> float:
-        return min(self._heartbeat_secs or 1.0, 1.0)
+        return min(self._heartbeat_secs or LOOK_EVERY_SECS, LOOK_EVERY_SECS)
 
     def _loop(self) -> None:
         while not self._stopped:
-            self._wake.wait(self._tick_secs())
+            now = self._clock()
+            due = [w.deadline for w in self.watched if w.interrupt is not None and not w.interrupted]
+            self._next_look = min([now + self._tick_secs(), *due])
+            self._wake.wait(max(self._next_look - now, 0.0))
             if self._stopped:
                 return
+            self._wake.clear()
             self.check()
 
     def check(self) -> None:
-        """One look at the job in hand: beat if due, exit if stuck. Called by the thread; tests call it directly."""
-        current = self._current
-        if current is None:
+        """One look at every job in hand: beat if due, interrupt or give up if overdue. Tests call it directly."""
+        for watched in self.watched:
+            self._look(watched, self._clock())
+        if self.on_look is not None:
+            self.on_look()
+
+    def _look(self, watched: Watched, now: float) -> None:
+        timeout = watched.timeout_secs
+        if timeout is not None and not watched.stuck and now - watched.started > timeout + stuck_grace_secs(timeout):
+            watched.stuck = True
+            self._give_up(watched, now)
             return
-        now = self._clock()
-        if current.timeout_secs is not None and now - current.started > current.timeout_secs + stuck_grace_secs(
-            current.timeout_secs
-        ):
-            log.critical(
-                "queue=%s job overran its %.1fs timeout by %.1fs and could not be interrupted: exiting with status %d; "
-                "the job stays reserved and returns to the queue after the visibility timeout",
-                current.delivery.queue,
-                current.timeout_secs,
-                now - current.started - current.timeout_secs,
-                EXIT_STUCK,
-            )
-            logging.shutdown()
-            sys.stderr.flush()
-            self._exit(EXIT_STUCK)
-            return
-        if self._heartbeat_secs is not None and now - self._last_beat >= self._heartbeat_secs:
-            self._last_beat = now
+        if watched.interrupt is not None and not watched.interrupted and now >= watched.deadline:
+            watched.interrupted = True
+            watched.interrupt()
+        if self._heartbeat_secs is not None and now - watched.last_beat >= self._heartbeat_secs:
+            watched.last_beat = now
             try:
-                held = self._driver.extend(current.delivery)
+                held = self._driver.extend(watched.delivery)
             except Exception as exc:  # the next beat tries again; the main thread sees outages itself
-                log.warning("queue=%s could not extend the reservation: %s", current.delivery.queue, exc)
+                log.warning("queue=%s could not extend the reservation: %s", watched.delivery.queue, exc)
                 return
-            if not held and self._current is current:
+            if not held and id(watched) in self._watched:
                 log.warning(
                     "queue=%s the reservation of the job in hand had expired before it was extended: "
                     "another worker may run it too (was this process paused?)",
-                    current.delivery.queue,
+                    watched.delivery.queue,
                 )
+
+    def _give_up(self, watched: Watched, now: float) -> None:
+        assert watched.timeout_secs is not None
+        overrun = now - watched.started - watched.timeout_secs
+        if self.on_stuck is not None:
+            log.critical(
+                "queue=%s job overran its %.1fs timeout by %.1fs and could not be interrupted: the worker stops "
+                "taking jobs and will exit with status %d; the job stays reserved and returns to the queue after "
+                "the visibility timeout",
+                watched.delivery.queue,
+                watched.timeout_secs,
+                overrun,
+                EXIT_STUCK,
+            )
+            self.on_stuck(watched)
+            return
+        log.critical(
+            "queue=%s job overran its %.1fs timeout by %.1fs and could not be interrupted: exiting with status %d; "
+            "the job stays reserved and returns to the queue after the visibility timeout",
+            watched.delivery.queue,
+            watched.timeout_secs,
+            overrun,
+            EXIT_STUCK,
+        )
+        exit_now(self._exit)
+
+
+def exit_now(exit_process: Callable[[int], object], status: int = EXIT_STUCK) -> None:
+    """Flush the logs and end the process at once, whatever its threads are doing."""
+    logging.shutdown()
+    sys.stderr.flush()
+    exit_process(status)
 
 
 @contextlib.contextmanager

@@ -86,6 +86,9 @@ class InstantDriver:
     def extend(self, delivery: Delivery) -> bool:
         return self.inner.extend(delivery)
 
+    def give_back(self, deliveries: Sequence[Delivery]) -> int:
+        return self.inner.give_back(deliveries)
+
     def close(self) -> None:
         self.closed += 1
 

@@ -20,8 +20,20 @@ Take jobs from the queues of one connection and run their listeners, in the
 foreground, until stopped. Queues are served in strict priority: every take
 returns the oldest job of the first non-empty queue in --queue.
 
-Ctrl-C (SIGINT) or SIGTERM: the job in hand is finished and its outcome
-recorded, then the worker exits 0; an idle worker exits within about a second.
+--concurrency N runs up to N jobs at once in this one process: plain
+listeners on N threads, async def listeners as tasks on one event loop. A take
+asks for no more jobs than there are free slots, so strict priority holds
+whatever N is. --processes P starts P such worker processes and looks after
+them: one that dies is restarted (with a growing delay), and signals are passed
+on to all.
+
+Ctrl-C (SIGINT) or SIGTERM: no more jobs are taken; the jobs in flight are
+finished and their outcomes recorded, jobs taken ahead (--prefetch) and not
+started go back to the front of their queues, then the worker exits 0; an idle
+worker exits within about a second. A second signal, or --stop-timeout
+SECONDS after the first, interrupts the jobs still running and gives them back
+to the front of their queues (not counted as an attempt), so a stop never
+leaves a job waiting out the visibility timeout.
 A job whose listener raises is retried while it has tries left (--tries,
 --backoff), then recorded as a failed job (see 'oxide queue:failed'); a message
 that cannot be read is recorded at once. The worker goes on either way. A job
@@ -38,12 +50,16 @@ EPILOG = """\
 examples:
   oxide --app shop.app:app queue:work
   oxide --app shop.app:app queue:work --queue=high,default,low
+  oxide --app shop.app:app queue:work --concurrency 8 --stop-timeout 25
+  oxide --app shop.app:app queue:work --processes 2 --concurrency 8
   oxide --app shop.app:app queue:work --stop-when-empty --max-time=600
 
 exit status: 0 stopped normally (signal, --once, --max-jobs, --max-time,
 --stop-when-empty, or nothing to consume); 2 usage or configuration error;
 75 a listener overran --timeout and could not be interrupted (restart the
-worker; the job returns to its queue after visibility_timeout_secs)."""
+worker; the job returns to its queue after visibility_timeout_secs). With
+--processes: 0 when every worker process stopped cleanly, 1 when one kept
+dying and the pool gave up, or one did not stop cleanly."""
 
 
 def register(sub: Any) -> None:
@@ -78,13 +94,36 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--max-jobs",
         metavar="N",
-        help="exit after N jobs, failed ones included (default: no limit; 0 also means no limit)",
+        help="take at most N jobs, failed ones included, and exit once they have finished "
+        "(default: no limit; 0 also means no limit)",
     )
     parser.add_argument(
         "--max-time",
         metavar="SECONDS",
-        help="exit after this many seconds, once the job in hand is done (default: no limit; 0 also means no limit)",
+        help="stop taking jobs after this many seconds, and exit once those in flight have finished "
+        "(default: no limit; 0 also means no limit)",
     )
+    parser.add_argument(
+        "--concurrency",
+        metavar="N",
+        help="run up to N jobs at once: plain listeners on N threads, async def listeners as tasks on one event "
+        "loop (default: the connection's 'concurrency' setting, 1: each job in this thread, in turn)",
+    )
+    parser.add_argument(
+        "--stop-timeout",
+        metavar="SECONDS",
+        help="once told to stop, wait at most this long for the jobs in flight, then interrupt them and give "
+        "them back to the front of their queues (default: the connection's 'stop_timeout_secs'; none: wait "
+        "until they end; 0 also means no limit). Set it below your process manager's kill timeout",
+    )
+    parser.add_argument(
+        "--processes",
+        metavar="P",
+        help="run P worker processes with these options and look after them: restart one that dies, pass "
+        "SIGTERM/SIGINT on to all, exit 1 if one keeps dying (default: 1, this process alone). "
+        "--once, --max-jobs and --max-time apply to each process",
+    )
+    parser.add_argument("--pool-member", metavar="N", help=argparse.SUPPRESS)  # set by --processes for its members
     parser.add_argument(
         "--tries",
         metavar="N",
@@ -171,9 +210,19 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     backoff = parse_seconds("--backoff", args.backoff)
     timeout = parse_seconds("--timeout", args.timeout)
     prefetch = parse_count("--prefetch", args.prefetch)
+    concurrency = parse_count("--concurrency", args.concurrency)
+    stop_timeout = parse_seconds("--stop-timeout", args.stop_timeout)
+    processes = parse_count("--processes", args.processes)
     if not ctx.app_spec:
         # Without the application no listener is registered, so every job would be recorded as failed.
         raise UsageError("queue:work runs your application's listeners: pass --app MODULE:ATTR or set OXIDE_APP")
+
+    if processes is not None and processes > 1:
+        from ..worker.pool import Pool
+
+        return Pool(member_command(ctx, args), processes).run()
+    if args.pool_member is not None:
+        _name_the_member(args.pool_member)
 
     from ..attempts import AttemptPolicy
     from ..worker import StopReason, Worker, WorkerOptions
@@ -184,6 +233,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         max_jobs=max_jobs,
         max_time_secs=max_time,
         prefetch=prefetch,
+        concurrency=concurrency,
+        stop_timeout_secs=stop_timeout,
         policy=AttemptPolicy(tries=tries or 1, backoff_secs=backoff or 0.0, timeout_secs=timeout),
     )
     app = ctx.app
@@ -201,3 +252,37 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+# The options a pool passes on to each of its members, as they were given.
+_PASSED_ON = (
+    *("connection", "queue", "max_jobs", "max_time", "tries", "backoff", "timeout", "prefetch"),
+    *("concurrency", "stop_timeout"),
+)
+
+
+def member_command(ctx: Context, args: argparse.Namespace) -> list[str]:
+    """The command line of one member of a ``--processes`` pool: this one, without ``--processes``."""
+    command = [sys.executable, "-m", "oxide"]
+    if ctx.app_spec:
+        command += ["--app", ctx.app_spec]
+    if ctx.config_dir is not None:
+        command += ["--config", ctx.config_dir]
+    command += ["-v"] * ctx.verbose
+    command.append("queue:work")
+    for dest in _PASSED_ON:
+        value = getattr(args, dest)
+        if value is not None:
+            command.append(f"--{dest.replace('_', '-')}={value}")
+    command += [flag for flag, on in (("--once", args.once), ("--stop-when-empty", args.stop_when_empty)) if on]
+    return command
+
+
+def _name_the_member(index: str) -> None:
+    """A pool member's log lines say which member and which process wrote them."""
+    import logging
+    import os
+
+    formatter = logging.Formatter(f"%(asctime)s %(levelname)s %(name)s [worker {index} pid {os.getpid()}]: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(formatter)

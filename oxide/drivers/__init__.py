@@ -83,6 +83,12 @@ class Driver(Protocol):
     def extend(self, delivery: Delivery) -> bool:
         """The job is still running: keep it reserved; False if the reservation had already expired."""
 
+    def give_back(self, deliveries: Sequence[Delivery]) -> int:
+        """Return taken jobs not finished to the front of their queues, in order, without counting an attempt.
+
+        Returns how many went back; a job whose reservation had expired is back in its queue already.
+        """
+
     def size(self, queue: str) -> int:
         """How many jobs wait in ``queue``."""
 
@@ -104,10 +110,6 @@ class BatchTaker(Protocol):
 
         Returns whether each job of ``done`` was still held (as ``ack``), and the jobs taken, oldest first.
         """
-        ...
-
-    def give_back(self, deliveries: Sequence[Delivery]) -> int:
-        """Return taken jobs never started to the front of their queues, in order, without counting an attempt."""
         ...
 
 

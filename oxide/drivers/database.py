@@ -139,6 +139,19 @@ class DatabaseDriver:
             # MySQL counts only rows it changed: a deadline set to its own value reports 0. Ask.
             return bool(session.query(self.sql.holds, (held.id, held.token)))
 
+    def give_back(self, deliveries: Sequence[Delivery]) -> int:
+        by_queue: dict[str, list[Held]] = {}
+        for delivery in deliveries:
+            by_queue.setdefault(delivery.queue, []).append(_held(delivery))
+        back = 0
+        with self._transaction(clock=False) as (session, _now):
+            for queue, held in by_queue.items():
+                low = session.query(self.sql.ends, (queue,))[0][0]
+                front = (1 if low is None else int(low)) - len(held)
+                for i, job in enumerate(held):
+                    back += session.execute(self.sql.unreserve, (front + i, job.id, job.token))
+        return back
+
     def size(self, queue: str) -> int:
         with self._errors():
             return int(self.database.query(self.sql.size, (queue,))[0][0])

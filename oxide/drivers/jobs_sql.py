@@ -49,6 +49,8 @@ class JobsSql:
             f"{q('reservation')} = NULL, {pos} = ?, {q('available_at')} = ? {held}"
         )
         self.extend = f"UPDATE {t} SET {q('reserved_until')} = ? {held}"
+        # A job taken and not finished goes back to a place in its line, its expirations untouched.
+        self.unreserve = f"UPDATE {t} SET {q('reserved_until')} = NULL, {q('reservation')} = NULL, {pos} = ? {held}"
         self.holds = f"SELECT 1 FROM {t} {held}"
         self.size = f"SELECT COUNT(*) FROM {t} WHERE {queue} = ? AND {pos} IS NOT NULL"
 

@@ -43,6 +43,9 @@ class SyncDriver:
     def extend(self, delivery: Delivery) -> bool:
         return True
 
+    def give_back(self, deliveries: Sequence[Delivery]) -> int:
+        return 0  # nothing is ever taken from it
+
     def size(self, queue: str) -> int:
         return 0
 

@@ -332,6 +332,9 @@ class _Watched:
     def extend(self, delivery: Delivery) -> bool:
         return self.inner.extend(delivery)
 
+    def give_back(self, deliveries: Sequence[Delivery]) -> int:
+        return self.inner.give_back(deliveries)
+
     def size(self, queue: str) -> int:
         return self.inner.size(queue)
 

@@ -145,6 +145,16 @@ class MemoryDriver:
             self._add(delivery.queue, body.encode(), delay_secs)
             return True
 
+    def give_back(self, deliveries: Sequence[Delivery]) -> int:
+        back = 0
+        with self._lock:
+            for delivery in reversed(deliveries):  # the first ends up at the very front
+                if delivery.receipt is not None and self._reserved.pop(delivery.receipt, None) is None:
+                    continue  # expired: back in its queue already
+                self._queue(delivery.queue).appendleft(delivery.body)
+                back += 1
+        return back
+
     def extend(self, delivery: Delivery) -> bool:
         if delivery.receipt is None:
             return True

@@ -38,6 +38,8 @@ def test_the_driver_reads_exactly_its_keys() -> None:
         "poll_interval_secs",
         "visibility_timeout_secs",
         "block_timeout_secs",
+        "concurrency",
+        "stop_timeout_secs",
     }
 
 
@@ -93,8 +95,8 @@ def test_without_a_connection_key_a_missing_default_database_connection_is_named
 BAD_SETTINGS = {
     "unknown-key": (
         'url = "redis://x"',
-        "connections.jobs.url: not a setting of the database driver; valid keys: block_timeout_secs, connection, "
-        "driver, poll_interval_secs, queue, table, visibility_timeout_secs",
+        "connections.jobs.url: not a setting of the database driver; valid keys: block_timeout_secs, concurrency, "
+        "connection, driver, poll_interval_secs, queue, stop_timeout_secs, table, visibility_timeout_secs",
     ),
     "table": (
         'table = "jobs; DROP TABLE x"',

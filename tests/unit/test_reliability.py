@@ -25,7 +25,7 @@ import pytest
 
 import oxide.app
 import oxide.queue
-import oxide.worker
+import oxide.worker.loop
 from oxide import App, ConfigError, Mode, OxideError
 from oxide.attempts import BACKOFF_MAX_SECS, AttemptPolicy, backoff_delay
 from oxide.config import load_config
@@ -44,7 +44,7 @@ VISIBILITY_SECS = 90.0
 def exits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The workers built here record a stuck-job exit instead of ending pytest with os._exit."""
     calls: list[int] = []
-    monkeypatch.setattr(oxide.worker, "Supervisor", functools.partial(Supervisor, exit_process=calls.append))
+    monkeypatch.setattr(oxide.worker.loop, "Supervisor", functools.partial(Supervisor, exit_process=calls.append))
     return calls
 
 

@@ -1,0 +1,540 @@
+"""The worker's take loop: take jobs in priority order while a slot is free, and stop when told.
+
+One turn: record the outcomes of the jobs that ended → if a slot is free, take
+(one blocking call over every queue, highest priority first) at most as many
+jobs as there are free slots, and start them → decide, in
+:meth:`Worker.stop_reason`, whether to go on. Taking only for free slots is what
+keeps strict priority with several slots: a job pushed to a higher queue is the
+next one taken the moment a slot frees (``--prefetch`` takes more, on request).
+
+Slots. With one slot (the default) the listener runs in this thread, between
+two takes, exactly as a worker without slots would: ``SIGALRM`` interrupts it
+at its timeout. With ``concurrency`` N > 1 this thread only takes, acknowledges
+and records outcomes (:mod:`oxide.worker.outcomes`, the same code for every
+slot); plain listeners run on N threads (:mod:`oxide.worker.threads`) and
+``async def`` ones as tasks on one event loop (:mod:`oxide.worker.aio`), N jobs
+at most in all. One supervisor thread keeps every job's reservation alive.
+
+Signals. ``SIGINT`` and ``SIGTERM`` handlers only set flags (and wake the loop
+through a queue whose ``put`` is safe in a signal handler). Python retries a
+system call that a signal interrupted once the handler has returned (PEP 475),
+so a handler that neither raises nor does I/O cannot cut a ``BRPOP`` reply in
+half: the take completes, and a job it brought is run and its outcome recorded
+before the worker stops. The first signal stops the taking; the jobs in flight
+finish (heartbeats go on), prefetched jobs never started go back to the front
+of their queues, and the worker exits 0. A second signal, or the stop timeout,
+gives back what is still running — interrupting it — so that a job is never
+lost and never waits out the visibility timeout. The one place a handler
+raises is that second signal while the listener runs in this very thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from ..drivers import BatchTaker, Delivery, Driver, check_queue_name
+from ..errors import ConnectionUnavailable, OxideError, QueueNameError
+from ..events import run_handler
+from ..failed import FailedJobProvider, provider_for
+from ..supervision import EXIT_STUCK, Supervisor, Watched, exit_now, soft_timeout
+from .aio import LoopSlots
+from .options import StopReason, WorkerOptions
+from .outcomes import Abandoned, Failer, Outcomes, Running, report_expired
+from .threads import ThreadSlots
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("oxide.worker")
+
+# The longest single blocking take: bounds how long an idle worker takes to notice a signal.
+MAX_TAKE_WAIT_SECS = 1.0
+# While jobs are in flight a take waits at most this long, so that their outcomes are recorded
+# (and the next take carries their acknowledgements) soon after they end.
+BUSY_TAKE_WAIT_SECS = 0.05
+# The longest wait for a slot to free; a signal or a stuck job cuts it short.
+SLOT_WAIT_SECS = 1.0
+# Backoff sleeps are cut into slices this long so a signal stops a worker that is waiting to reconnect.
+PAUSE_SLICE_SECS = 0.1
+_WAKE = object()  # put on the completions queue to cut a wait short
+
+
+class Worker:
+    """Takes jobs from ``queues`` of one connection, in that priority order, and runs them."""
+
+    def __init__(
+        self,
+        app: App,
+        connection: str | None,
+        queues: Sequence[str] | None,
+        options: WorkerOptions | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = time.sleep,
+        failer: Failer | None = None,
+        driver: Driver | None = None,
+        jitter: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        self.app = app
+        self.connection = app.config.connection(connection)
+        names = [self.connection.queue] if queues is None else list(queues)
+        if not names:
+            raise QueueNameError("a worker needs at least one queue name")
+        for name in names:
+            check_queue_name(name)
+            if names.count(name) > 1:
+                raise QueueNameError(f"queue {name!r} is listed twice: {','.join(names)}")
+        self.queues: tuple[str, ...] = tuple(names)
+        self.options = options = options if options is not None else WorkerOptions()
+        self.concurrency = options.concurrency or self.connection.concurrency
+        self.stop_timeout_secs = (
+            options.stop_timeout_secs if options.stop_timeout_secs is not None else self.connection.stop_timeout_secs
+        )
+        self._clock = clock
+        self._sleep = sleep
+        # The provider also moves failures parked while the database was down into failed_jobs: the
+        # worker asks it to whenever it finds its queues empty (cheap when nothing is parked).
+        self._provider: FailedJobProvider | None = None
+        if failer is None:
+            self._provider = provider_for(app.config, self.connection.name)
+            failer = self._provider.log
+        self._driver = driver if driver is not None else app.driver(self.connection.name)
+        self._outcomes = Outcomes(
+            app, self.connection.name, self._driver, failer, options.policy, clock=clock, jitter=jitter
+        )
+        self._take_wait_secs = min(self.connection.block_timeout_secs, MAX_TAKE_WAIT_SECS)
+        # Written by the signal handler: plain attribute stores, nothing else.
+        self._stop_signal: int | None = None
+        self._stop_requested = False
+        self._hard_stop = False
+        self._stop_deadline: float | None = None
+        self._listener_in_main = False  # a listener runs in this thread now (one slot)
+        self._handlers_installed = False
+        self._started = clock()
+        self._empty_takes = 0  # consecutive takes that came back empty
+        self._empty_wait_secs = 0.0  # time spent in those takes
+        self._reconnect_attempts = 0
+        inline = self.concurrency == 1
+        self._supervisor = Supervisor(
+            self._driver,
+            self.connection.visibility_timeout_secs,
+            clock=clock,
+            on_stuck=None if inline else self._on_stuck,
+        )
+        if inline and self.stop_timeout_secs is not None:
+            self._supervisor.on_look = self._enforce_stop_timeout
+        self._stuck: Watched | None = None
+        # Several slots: jobs in flight by id, the queue their outcomes come back on, and the slots.
+        self._inline = inline
+        self._busy: dict[int, Running] = {}
+        self._completions: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads = ThreadSlots(self.concurrency, self._completions)
+        self._loop_slots = LoopSlots(self._completions)
+        # The hot path (docs/performance.md): a driver that can acknowledge the finished job in the
+        # same round trip as the next take gets its acknowledgements deferred to that take, and may
+        # hand over several jobs per take (prefetch); jobs taken but not started are kept in _held.
+        self._taker = self._driver if isinstance(self._driver, BatchTaker) else None
+        self._prefetch = options.prefetch or self.connection.prefetch
+        self._held: deque[tuple[Delivery, float]] = deque()  # taken, not started: (delivery, when taken)
+        visibility = self.connection.visibility_timeout_secs
+        self._refresh_after_secs = visibility / 3 if visibility > 0 else None
+
+    @property
+    def jobs_processed(self) -> int:
+        """Jobs taken and read so far (failed ones included)."""
+        return self._outcomes.jobs_processed
+
+    @property
+    def jobs_failed(self) -> int:
+        """Jobs that were retried or recorded as failed."""
+        return self._outcomes.jobs_failed
+
+    # -- stopping --------------------------------------------------------------------------------
+
+    def stop(self, *, now: bool = False) -> None:
+        """Stop taking jobs; those in flight finish first unless ``now`` (then they are given back).
+
+        Safe from a signal handler or another thread.
+        """
+        self._request_stop(None, hard=now)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Only flags: logging here could deadlock on the logging lock held by the interrupted code,
+        # and raising could abandon a job whose reply is half read. The one raise is a second signal
+        # while a listener runs in this thread: then the listener itself is what is cut short.
+        self._request_stop(signum, hard=self._stop_requested)
+        if self._hard_stop and self._listener_in_main:
+            raise Abandoned()
+
+    def _request_stop(self, signum: int | None, *, hard: bool) -> None:
+        if self._stop_signal is None:
+            self._stop_signal = signum
+        if not self._stop_requested and self.stop_timeout_secs is not None:
+            self._stop_deadline = self._clock() + self.stop_timeout_secs
+        self._stop_requested = True
+        self._hard_stop = self._hard_stop or hard
+        self._completions.put(_WAKE)  # SimpleQueue.put is reentrant: safe in a signal handler
+
+    def _on_stuck(self, watched: Watched) -> None:
+        # The supervisor's thread: a job on a slot could not be interrupted. Stop taking; run() exits 75.
+        self._stuck = watched
+        self._completions.put(_WAKE)
+
+    def _enforce_stop_timeout(self) -> None:
+        # The supervisor's thread, one slot: the listener runs in the main thread, so only a signal
+        # can reach it. Sent to that thread, it lands in our handler as a second signal would.
+        deadline = self._stop_deadline
+        if deadline is None or not self._listener_in_main or self._clock() < deadline:
+            return
+        self._stop_deadline = None
+        self._hard_stop = True
+        if self._handlers_installed:
+            main = threading.main_thread().ident
+            assert main is not None
+            signal.pthread_kill(main, signal.SIGTERM)
+
+    def stop_reason(self) -> StopReason | None:
+        """The one place that decides whether the worker stops taking jobs, checked between takes; None: go on."""
+        options = self.options
+        taken = self._outcomes.jobs_processed
+        elapsed = self._clock() - self._started
+        idle = not self._busy
+        conditions = (
+            (StopReason.STUCK, self._stuck is not None),
+            (StopReason.INTERRUPTED, self._stop_requested),
+            (StopReason.ONCE, options.once and taken >= 1),
+            (StopReason.MAX_JOBS, options.max_jobs is not None and taken >= options.max_jobs),
+            (StopReason.MAX_TIME, options.max_time_secs is not None and elapsed >= options.max_time_secs),
+            (
+                StopReason.QUEUE_EMPTY,
+                idle
+                and (
+                    (options.stop_when_empty and self._empty_takes > 0)
+                    or (options.once and self._empty_wait_secs >= self.connection.block_timeout_secs)
+                ),
+            ),
+        )
+        return next((reason for reason, reached in conditions if reached), None)
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def run(self) -> StopReason:
+        """Work until a stop condition holds; returns which one."""
+        name = self.connection.name
+        if not self._driver.consumable:
+            log.info("connection=%s driver=%s keeps no jobs: nothing to consume", name, self.connection.driver)
+            return StopReason.NOTHING_TO_CONSUME
+        previous = self._install_signal_handlers()
+        self._outcomes.deferring = self._taker is not None
+        try:
+            self._started = self._clock()
+            slots = "" if self._inline else f" concurrency={self.concurrency}"
+            log.info("worker started: connection=%s queues=%s%s", name, ",".join(self.queues), slots)
+            while (reason := self.stop_reason()) is None:
+                self._cycle()
+            self._wind_down()
+            why = reason.value
+            if reason is StopReason.INTERRUPTED and self._stop_signal is not None:
+                why = f"{why} ({signal.Signals(self._stop_signal).name})"
+            log.info(
+                "worker stopped: reason=%s connection=%s jobs=%d failed=%d",
+                why,
+                name,
+                self.jobs_processed,
+                self.jobs_failed,
+            )
+        finally:
+            self._outcomes.deferring = False
+            self._settle()
+            self._supervisor.close()
+            self._threads.close()
+            self._loop_slots.close()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self._handlers_installed = False
+        if reason is StopReason.STUCK:
+            exit_now(self._supervisor.exit_process, EXIT_STUCK)
+        return reason
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        if not self.options.handle_signals or threading.current_thread() is not threading.main_thread():
+            return {}
+        previous: dict[int, Any] = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, self._on_signal)
+        self._handlers_installed = True
+        return previous
+
+    def _cycle(self) -> None:
+        """One turn of the loop: record what ended, then start what a free slot can take."""
+        if not self._completions.empty():
+            self._collect(0.0)
+        free = self.concurrency - len(self._busy)
+        if free <= 0:
+            self._collect(SLOT_WAIT_SECS)
+            return
+        if self._held:
+            held = self._next_held()
+            if held is not None:
+                self._start(held)
+            return
+        began = self._clock()
+        wait = self._take_wait_secs if not self._busy else min(self._take_wait_secs, BUSY_TAKE_WAIT_SECS)
+        try:
+            taken = self._take(free, wait)
+        except ConnectionUnavailable as exc:
+            self._wait_to_reconnect(f"unavailable: {exc}")
+            return
+        except Exception as exc:  # a server-side error (e.g. WRONGTYPE): log it, keep the worker alive
+            log.error("take failed on connection=%s", self.connection.name, exc_info=exc)
+            self._wait_to_reconnect(f"take failed: {type(exc).__name__}: {exc}")
+            return
+        if self._reconnect_attempts:
+            log.info("connection=%s is back after %d failed attempts", self.connection.name, self._reconnect_attempts)
+            self._reconnect_attempts = 0
+        if not taken:
+            self._empty_takes += 1
+            self._empty_wait_secs += self._clock() - began
+            if self._provider is not None:
+                self._provider.flush_parked()
+            return
+        self._empty_takes = 0
+        self._empty_wait_secs = 0.0
+        if len(taken) > free:
+            now = self._clock()
+            self._held.extend((delivery, now) for delivery in taken[free:])
+        for delivery in taken[:free]:
+            self._start(delivery)
+
+    def _take(self, free: int, wait_secs: float) -> list[Delivery]:
+        """Jobs for ``free`` slots: taken alone (``pop``), or with the finished jobs' acknowledgements
+        and up to prefetch - 1 more."""
+        if self._taker is None:
+            delivery = self._driver.pop(self.queues, wait_secs)
+            return [] if delivery is None else [delivery]
+        limit = free + self._prefetch - 1
+        if self.options.once:
+            limit = 1
+        elif self.options.max_jobs is not None:
+            limit = max(1, min(limit, self.options.max_jobs - self.jobs_processed))
+        outcomes = self._outcomes
+        done, outcomes.done = outcomes.done, []
+        try:
+            held, taken = self._taker.take(self.queues, wait_secs, limit=limit, done=done)
+        except BaseException:
+            # The reply may be lost after the server acted: acknowledge again next time (a second
+            # acknowledgement of the same job finds nothing and is reported as expired, harmlessly).
+            outcomes.done[:0] = done
+            raise
+        _report_acks(done, held)
+        return taken
+
+    def _next_held(self) -> Delivery | None:
+        """The next prefetched job, its reservation refreshed if it has waited long; None if it expired meanwhile."""
+        delivery, taken_at = self._held.popleft()
+        if self._refresh_after_secs is None or self._clock() - taken_at < self._refresh_after_secs:
+            return delivery
+        try:
+            still_held = self._driver.extend(delivery)
+        except OxideError as exc:
+            log.warning(
+                "queue=%s could not extend a prefetched job's reservation (%s): running it", delivery.queue, exc
+            )
+            return delivery
+        if still_held:
+            return delivery
+        log.warning(
+            "queue=%s a prefetched job's reservation expired before it started: it is back in its queue, "
+            "not run here (lower --prefetch, or raise visibility_timeout_secs)",
+            delivery.queue,
+        )
+        return None
+
+    # -- starting and ending jobs ------------------------------------------------------------------
+
+    def _start(self, delivery: Delivery) -> None:
+        running = self._outcomes.prepare(delivery)
+        if running is None:
+            return  # unreadable, or out of tries: recorded as failed already
+        if self._inline:
+            self._end(running, self._run_here(running))
+            return
+        timeout = running.policy.timeout_secs
+        if running.registration.is_async:
+            self._loop_slots.start(running)
+            running.watched = self._supervisor.watch(delivery, timeout)
+        else:
+            interrupt = self._threads.start(running)
+            running.watched = self._supervisor.watch(delivery, timeout, interrupt if timeout is not None else None)
+        self._busy[id(running)] = running
+
+    def _run_here(self, running: Running) -> BaseException | None:
+        """Run the listener in this thread (one slot); what it ended in (None: it returned)."""
+        timeout = running.policy.timeout_secs
+        try:
+            with (
+                self._supervisor.watching(running.delivery, timeout),
+                soft_timeout(None if running.registration.is_async else timeout),
+            ):
+                self._listener_in_main = True
+                try:
+                    run_handler(running.registration.make_listener(), running.event, timeout)
+                finally:
+                    self._listener_in_main = False
+        except BaseException as exc:
+            return exc
+        return None
+
+    def _collect(self, wait_secs: float) -> None:
+        """Record the outcomes of the jobs that ended, waiting up to ``wait_secs`` for the first."""
+        completions = self._completions
+        try:
+            item = completions.get(timeout=wait_secs) if wait_secs > 0 else completions.get_nowait()
+            while True:
+                if item is not _WAKE:
+                    running, outcome = item
+                    item = None  # nothing of a finished job outlives its recording
+                    self._busy.pop(id(running), None)
+                    if running.watched is not None:
+                        self._supervisor.unwatch(running.watched)
+                    if not running.abandoned:
+                        self._end(running, outcome)
+                    running = outcome = None
+                item = completions.get_nowait()
+        except queue.Empty:
+            return
+
+    def _end(self, running: Running, outcome: BaseException | None) -> None:
+        if isinstance(outcome, Abandoned):
+            # Cut short by a hard stop: back to the front of its queue, not counted as an attempt.
+            running.abandoned = True
+            self._busy[id(running)] = running  # _settle gives it back with the others
+            return
+        self._outcomes.finish(running, outcome)
+
+    # -- on the way out ----------------------------------------------------------------------------
+
+    def _wind_down(self) -> None:
+        """Taking has stopped: give back what was prefetched, let the jobs in flight end, then give up on the rest."""
+        if not self._busy:
+            return
+        if self._held:
+            unstarted = [delivery for delivery, _taken_at in self._held]
+            try:
+                self._give_back(unstarted)  # now, so that other workers can run them meanwhile
+                self._held.clear()
+            except Exception as exc:
+                log.warning(
+                    "could not give back %d prefetched job(s) yet (%s): trying again at the end", len(unstarted), exc
+                )
+        deadline = None if self.stop_timeout_secs is None else self._clock() + self.stop_timeout_secs
+        if self._stop_deadline is not None and (deadline is None or self._stop_deadline < deadline):
+            deadline = self._stop_deadline  # the stop timeout runs from the signal
+        log.info("waiting for %d job(s) in flight to finish", len(self._busy))
+        while any(not (r.watched is not None and r.watched.stuck) for r in self._busy.values()):
+            left = SLOT_WAIT_SECS if deadline is None else deadline - self._clock()
+            if self._hard_stop or left <= 0:
+                return  # _settle gives back what is still running
+            self._collect(min(left, SLOT_WAIT_SECS))
+            if self._outcomes.done and self._taker is not None:
+                self._send_acks()  # now: while the rest run, these jobs are no longer extended
+
+    def _send_acks(self) -> None:
+        assert self._taker is not None
+        done, self._outcomes.done = self._outcomes.done, []
+        try:
+            held, _ = self._taker.take(self.queues, 0, limit=0, done=done)
+        except Exception as exc:
+            log.error(
+                "could not acknowledge %d finished job(s) (%s): they return to their queues after the "
+                "visibility timeout and run again",
+                len(done),
+                exc,
+            )
+            return
+        _report_acks(done, held)
+
+    def _settle(self) -> None:
+        """On the way out: give back the jobs prefetched or still running, and acknowledge the finished ones."""
+        abandoned = [r for r in self._busy.values() if not (r.watched is not None and r.watched.stuck)]
+        for running in abandoned:
+            running.abandoned = True
+            if running.watched is not None:
+                self._supervisor.unwatch(running.watched)
+            (LoopSlots if running.registration.is_async else ThreadSlots).abandon(running)
+            self._busy.pop(id(running))
+        unstarted = [delivery for delivery, _taken_at in self._held]
+        self._held.clear()
+        done, self._outcomes.done = self._outcomes.done, []
+        try:
+            if unstarted:
+                self._give_back(unstarted)
+            if abandoned:
+                back = self._driver.give_back([r.delivery for r in abandoned])
+                log.warning(
+                    "gave back %d job(s) still running when the worker stopped, to the front of their queues; "
+                    "their listeners were interrupted",
+                    back,
+                )
+            if done and self._taker is not None:
+                held, _ = self._taker.take(self.queues, 0, limit=0, done=done)
+                _report_acks(done, held)
+        except Exception as exc:
+            running_too = f" and {len(abandoned)} still running" if abandoned else ""
+            log.error(
+                "could not settle %d finished and %d unstarted job(s)%s (%s): they return to their queues after "
+                "the visibility timeout",
+                len(done),
+                len(unstarted),
+                running_too,
+                exc,
+            )
+
+    def _give_back(self, unstarted: Sequence[Delivery]) -> None:
+        back = self._driver.give_back(unstarted)
+        log.info("gave back %d prefetched job(s) not started, to the front of their queues", back)
+
+    def _wait_to_reconnect(self, why: str) -> None:
+        options = self.options
+        delay = min(options.reconnect_initial_secs * 2**self._reconnect_attempts, options.reconnect_max_secs)
+        self._reconnect_attempts += 1
+        log.warning(
+            "connection=%s %s; retrying in %.1fs (attempt %d)",
+            self.connection.name,
+            why,
+            delay,
+            self._reconnect_attempts,
+        )
+        try:
+            self._driver.close()  # drop dead sockets: the next take opens a fresh connection
+        except Exception as exc:
+            log.debug("closing connection=%s failed: %s", self.connection.name, exc)
+        deadline = self._clock() + delay
+        while self.stop_reason() is None and (left := deadline - self._clock()) > 0:
+            self._sleep(min(left, PAUSE_SLICE_SECS))
+
+    # -- one job, by hand --------------------------------------------------------------------------
+
+    def process(self, delivery: Delivery) -> bool:
+        """Run one taken job here and record its outcome; True if it succeeded. Never raises for a bad job."""
+        running = self._outcomes.prepare(delivery)
+        if running is None:
+            return False
+        return self._outcomes.finish(running, self._run_here(running))
+
+
+def _report_acks(done: Sequence[Delivery], held: Sequence[bool]) -> None:
+    for delivery, still_held in zip(done, held, strict=True):
+        if not still_held:
+            report_expired(delivery)
