@@ -13,7 +13,7 @@ from typing import Any
 
 from . import EXIT_OK, Context, UsageError
 
-__all__ = ["parse_count", "parse_queues", "parse_seconds", "register"]
+__all__ = ["member_command", "parse_count", "parse_positive", "parse_queues", "parse_seconds", "register"]
 
 DESCRIPTION = """\
 Take jobs from the queues of one connection and run their listeners, in the
@@ -187,6 +187,14 @@ def parse_count(option: str, text: str | None) -> int | None:
     return value or None
 
 
+def parse_positive(option: str, text: str | None) -> int | None:
+    """A whole number >= 1 from the command line, or None when absent."""
+    value = parse_count(option, text)
+    if text is not None and value is None:
+        raise UsageError(f"{option}: expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def parse_seconds(option: str, text: str | None) -> float | None:
     """A finite number of seconds >= 0 from the command line; 0 and absent both mean no limit (None)."""
     if text is None:
@@ -210,9 +218,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     backoff = parse_seconds("--backoff", args.backoff)
     timeout = parse_seconds("--timeout", args.timeout)
     prefetch = parse_count("--prefetch", args.prefetch)
-    concurrency = parse_count("--concurrency", args.concurrency)
+    concurrency = parse_positive("--concurrency", args.concurrency)
     stop_timeout = parse_seconds("--stop-timeout", args.stop_timeout)
-    processes = parse_count("--processes", args.processes)
+    processes = parse_positive("--processes", args.processes)
     if not ctx.app_spec:
         # Without the application no listener is registered, so every job would be recorded as failed.
         raise UsageError("queue:work runs your application's listeners: pass --app MODULE:ATTR or set OXIDE_APP")

@@ -205,13 +205,12 @@ class Outcomes:
         delivery, job, policy = running.delivery, running.job, running.policy
         delay = backoff_delay(policy.backoff_secs, running.attempt, uniform=self._jitter)
         log.warning(
-            "%s outcome=retry attempt=%d/%d delay_s=%.2f error=%s: %s",
+            "%s outcome=retry attempt=%d/%d delay_s=%.2f error=%s",
             self._describe(delivery, job, running.began),
             running.attempt,
             policy.tries,
             delay,
-            type(exc).__name__,
-            exc,
+            error_text(exc),
         )
         try:
             released = self._driver.release(delivery, job.replace(attempts=running.attempt).to_json(), delay)
@@ -241,10 +240,9 @@ class Outcomes:
         # The record holds the traceback as text: the frames (and the listener's objects they hold) can go.
         traceback.clear_frames(exc.__traceback__)
         log.warning(
-            "%s outcome=failed error=%s: %s",
+            "%s outcome=failed error=%s",
             self._describe(delivery, job, began, record.uuid),
-            type(exc).__name__,
-            exc,
+            error_text(exc),
         )
         try:
             self._failer(record)
@@ -269,6 +267,16 @@ class Outcomes:
             )
             return
         self.ack(delivery)
+
+
+def error_text(exc: BaseException) -> str:
+    """``Type: message``, made now: a log record holding the exception itself (a handler that queues
+    records, a test's capture) would keep the listener's objects alive through it."""
+    try:
+        message = str(exc)
+    except Exception:  # a __str__ that raises must not stop the outcome from being recorded
+        message = f"(unprintable {type(exc).__name__})"
+    return f"{type(exc).__name__}: {message}"
 
 
 def report_expired(delivery: Delivery) -> None:

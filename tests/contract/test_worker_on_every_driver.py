@@ -5,15 +5,22 @@ The driver contract suite beside this file checks the drivers alone; here the re
 SQLite, PostgreSQL and MariaDB), so what a user sees does not depend on the backend. A stop
 asked for mid-job is what SIGINT/SIGTERM do (their handler only sets the same flag; the
 signal itself is tested on real processes in tests/integration/test_worker_signals.py).
+
+Every test runs with one slot (the listener in the worker's thread) and with eight (listeners on
+threads, the take loop asking for as many jobs as there are free slots).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from oxide import App, Event, Mode
 from oxide.attempts import AttemptPolicy
+from oxide.events import listener_type_of
 from oxide.failed import FailedJob
 from oxide.wire import Job
 from oxide.worker import StopReason, Worker, WorkerOptions
@@ -46,7 +53,12 @@ class Flaky:
 LISTENER = f"{Flaky.__module__}.{Flaky.__qualname__}"
 
 
-def setup(dut: DriverUnderTest, listener: Flaky, tries: int) -> tuple[App, str, list[FailedJob], Any]:
+@pytest.fixture(params=[1, 8], ids=["1-slot", "8-slots"])
+def slots(request: pytest.FixtureRequest) -> int:
+    return int(request.param)
+
+
+def setup(dut: DriverUnderTest, listener: Flaky, tries: int, slots: int = 1) -> tuple[App, str, list[FailedJob], Any]:
     app = App(config=make_config())
     app.listen(Charged, listener, Mode.queue("redis").tries(tries))
     [queue] = dut.fresh_queues("billing")
@@ -57,7 +69,7 @@ def setup(dut: DriverUnderTest, listener: Flaky, tries: int) -> tuple[App, str, 
             app,
             "redis",
             [queue],
-            WorkerOptions(stop_when_empty=True, handle_signals=False, policy=AttemptPolicy()),
+            WorkerOptions(stop_when_empty=True, handle_signals=False, policy=AttemptPolicy(), concurrency=slots),
             failer=failed.append,
             driver=dut.driver,
             sleep=lambda _s: None,
@@ -70,9 +82,11 @@ def job(order: int) -> str:
     return Job(Charged.event_name, LISTENER, {"order": order}, uuid=f"order-{order}").to_json()
 
 
-def test_a_listener_that_fails_then_succeeds_is_retried_until_done(driver_under_test: DriverUnderTest) -> None:
+def test_a_listener_that_fails_then_succeeds_is_retried_until_done(
+    driver_under_test: DriverUnderTest, slots: int
+) -> None:
     listener = Flaky(failures=2)
-    _app, queue, failed, worker = setup(driver_under_test, listener, tries=3)
+    _app, queue, failed, worker = setup(driver_under_test, listener, tries=3, slots=slots)
     driver_under_test.driver.push(queue, job(1))
     assert worker().run() is StopReason.QUEUE_EMPTY
     assert listener.runs == [1, 1, 1]
@@ -81,9 +95,9 @@ def test_a_listener_that_fails_then_succeeds_is_retried_until_done(driver_under_
     assert_nothing_comes_back(driver_under_test, worker, listener)
 
 
-def test_tries_used_up_make_exactly_one_failed_job(driver_under_test: DriverUnderTest) -> None:
+def test_tries_used_up_make_exactly_one_failed_job(driver_under_test: DriverUnderTest, slots: int) -> None:
     listener = Flaky(failures=99)
-    _app, queue, failed, worker = setup(driver_under_test, listener, tries=2)
+    _app, queue, failed, worker = setup(driver_under_test, listener, tries=2, slots=slots)
     driver_under_test.driver.push(queue, job(2))
     assert worker().run() is StopReason.QUEUE_EMPTY
     assert listener.runs == [2, 2]
@@ -94,9 +108,9 @@ def test_tries_used_up_make_exactly_one_failed_job(driver_under_test: DriverUnde
     assert len(failed) == 1
 
 
-def test_a_poison_message_fails_at_once_and_the_next_job_runs(driver_under_test: DriverUnderTest) -> None:
+def test_a_poison_message_fails_at_once_and_the_next_job_runs(driver_under_test: DriverUnderTest, slots: int) -> None:
     listener = Flaky(failures=0)
-    _app, queue, failed, worker = setup(driver_under_test, listener, tries=5)
+    _app, queue, failed, worker = setup(driver_under_test, listener, tries=5, slots=slots)
     driver_under_test.driver.push_many(queue, ["{not json", job(3)])
     assert worker().run() is StopReason.QUEUE_EMPTY
     assert listener.runs == [3]
@@ -117,6 +131,63 @@ def test_a_stop_mid_job_finishes_it_and_leaves_the_rest_queued(driver_under_test
     assert driver_under_test.driver.size(queue) == 2
     assert worker().run() is StopReason.QUEUE_EMPTY
     assert listener.runs == [4, 5, 6]
+    assert_nothing_comes_back(driver_under_test, worker, listener)
+
+
+@dataclass
+class Overruns:
+    """Loops past any timeout until interrupted (in Python, so that the interruption can land)."""
+
+    runs: list[int] = field(default_factory=list)
+
+    def handle(self, event: Charged) -> None:
+        self.runs.append(event.order)
+        while True:
+            time.sleep(0.005)
+
+
+def test_a_listener_past_its_timeout_is_interrupted_retried_and_recorded(
+    driver_under_test: DriverUnderTest, slots: int
+) -> None:
+    listener = Overruns()
+    app = App(config=make_config())
+    app.listen(Charged, listener, Mode.queue("redis").tries(2).timeout(0.1))
+    [queue] = driver_under_test.fresh_queues("slow")
+    failed: list[FailedJob] = []
+    driver_under_test.driver.push(queue, Job(Charged.event_name, listener_type_of(listener), {"order": 7}).to_json())
+    worker = Worker(
+        app,
+        "redis",
+        [queue],
+        WorkerOptions(stop_when_empty=True, handle_signals=False, concurrency=slots),
+        failer=failed.append,
+        driver=driver_under_test.driver,
+        sleep=lambda _s: None,
+    )
+    assert worker.run() is StopReason.QUEUE_EMPTY
+    assert listener.runs == [7, 7]
+    (record,) = failed
+    assert "JobTimedOut: the listener ran longer than its 0.1s timeout" in record.exception
+    assert driver_under_test.driver.size(queue) == 0
+
+
+def test_a_stop_with_eight_slots_finishes_every_job_taken_and_leaves_the_rest_queued(
+    driver_under_test: DriverUnderTest,
+) -> None:
+    listener = Flaky(failures=0)
+    _app, queue, failed, worker = setup(driver_under_test, listener, tries=1, slots=8)
+    driver_under_test.driver.push_many(queue, [job(n) for n in range(10, 16)])
+    running = worker()
+    listener.on_run = lambda event: running.stop()  # the flag SIGTERM's handler sets
+    assert running.run() is StopReason.INTERRUPTED
+    # Whatever had been taken when the stop came ran to its end, once; the others are still queued.
+    ran = list(listener.runs)
+    assert ran
+    assert len(set(ran)) == len(ran)
+    assert failed == []
+    assert driver_under_test.driver.size(queue) == 6 - len(ran)
+    assert worker().run() is StopReason.QUEUE_EMPTY
+    assert sorted(listener.runs) == list(range(10, 16))
     assert_nothing_comes_back(driver_under_test, worker, listener)
 
 

@@ -1,7 +1,8 @@
 """Signals against a real worker process and the real Redis: none loses a job, none runs one twice.
 
-The storm runs twice: with reservations (the default: a taken job waits in ``:reserved`` until it is
-acknowledged) and without (``visibility_timeout_secs = 0``: a plain BRPOP).
+The storm runs with reservations (the default: a taken job waits in ``:reserved`` until it is
+acknowledged) and without (``visibility_timeout_secs = 0``: a plain BRPOP), each with one slot and
+with eight (``--concurrency 8``: up to eight jobs in flight when the signal lands, all finished).
 """
 
 from __future__ import annotations
@@ -46,7 +47,15 @@ def token_of(body: bytes) -> str:
 
 
 def one_trial(
-    rng: random.Random, trial: int, tmp_path: Path, env: dict[str, str], *, client: Any, queue: str, reserving: bool
+    rng: random.Random,
+    trial: int,
+    *,
+    tmp_path: Path,
+    env: dict[str, str],
+    client: Any,
+    queue: str,
+    reserving: bool,
+    slots: int,
 ) -> dict[str, Any]:
     record = tmp_path / f"record-{trial}.txt"
     worker = start_worker(
@@ -55,6 +64,8 @@ def one_trial(
         RECORDER_APP,
         "--queue",
         queue,
+        "--concurrency",
+        str(slots),
         log_name=f"worker-{trial}.log",
     )
     key = f"oxide:queue:{queue}"
@@ -98,10 +109,15 @@ def one_trial(
     return {"pushed": pushed, "done": done, "left": left, "held": held, "signal": signum.name}
 
 
-@pytest.mark.parametrize("reserving", [True, False], ids=["reservations", "brpop"])
+MODES = {"reservations-1-slot": (True, 1), "brpop-1-slot": (False, 1)}
+MODES |= {"reservations-8-slots": (True, 8), "brpop-8-slots": (False, 8)}
+
+
+@pytest.mark.parametrize("mode", list(MODES.values()), ids=list(MODES))
 def test_no_signal_loses_or_duplicates_a_job(
-    tmp_path: Path, redis_server_url: str, real_redis: Any, key_prefix: str, reserving: bool
+    tmp_path: Path, redis_server_url: str, real_redis: Any, key_prefix: str, mode: tuple[bool, int]
 ) -> None:
+    reserving, slots = mode
     write_config(tmp_path, visibility_timeout_secs=None if reserving else 0)
     env = worker_env(redis_server_url)
     # OXIDE_SIGNAL_SEED repeats a run's random choices; the timing of each trial still varies.
@@ -113,7 +129,14 @@ def test_no_signal_loses_or_duplicates_a_job(
         if time.monotonic() - started > BUDGET_SECS:
             break
         outcome = one_trial(
-            rng, trial, tmp_path, env, client=real_redis, queue=f"{key_prefix}sig{trial}", reserving=reserving
+            rng,
+            trial,
+            tmp_path=tmp_path,
+            env=env,
+            client=real_redis,
+            queue=f"{key_prefix}sig{trial}",
+            reserving=reserving,
+            slots=slots,
         )
         counts = Counter(outcome["done"])
         duplicated = sorted(t for t, n in counts.items() if n > 1)
@@ -129,7 +152,7 @@ def test_no_signal_loses_or_duplicates_a_job(
     assert totals["trials"] >= MIN_TRIALS, f"only {totals['trials']} trials ran in {BUDGET_SECS} s"
     assert totals["done"] > 0
     mode = "reservations" if reserving else "brpop"
-    print(f"\nsignal trials, {mode} (seed {seed}): {dict(totals)} lost=0 duplicated=0")
+    print(f"\nsignal trials, {mode}, {slots} slot(s) (seed {seed}): {dict(totals)} lost=0 duplicated=0")
 
 
 def test_sigint_while_idle_exits_zero_within_about_a_second(
