@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,6 +120,34 @@ def test_a_second_signal_cuts_the_job_short_and_gives_it_back_uncounted(h: Harne
     assert h.recorder.seen == []  # it never got past the second signal
     assert h.failed == []
     # Back at the front of its queue as it was taken: no attempt counted, nothing lost.
+    assert h.driver.client.lrange(queue_key("default"), 0, -1) == [body.encode()]
+
+
+def test_with_one_slot_the_stop_timeout_interrupts_the_job_in_hand_and_gives_it_back(
+    h: Harness, guarded: dict[int, Any]
+) -> None:
+    # The listener runs in this very thread: only a signal reaches it, and the supervisor's thread
+    # sends one when the stop timeout has passed (measured on the worker's clock, moved here).
+    interrupted: list[BaseException] = []
+
+    def long_job(event: Any) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # the stop; the job goes on
+        try:
+            while True:
+                h.clock.advance(0.05)
+                time.sleep(0.005)
+        except BaseException as exc:
+            interrupted.append(exc)
+            raise
+
+    h.recorder.on_handle = long_job
+    body = greet("long")
+    h.push("default", body)
+    worker = h.worker(["default"], WorkerOptions(max_time_secs=600.0, stop_timeout_secs=0.5))
+    assert worker.run() is StopReason.INTERRUPTED
+    assert [type(e).__name__ for e in interrupted] == ["Abandoned"]
+    assert h.recorder.seen == []
+    assert h.failed == []
     assert h.driver.client.lrange(queue_key("default"), 0, -1) == [body.encode()]
 
 
