@@ -172,6 +172,20 @@ CASES = [
         ("expected a whole number >= 1, got 0",),
     ),
     Case(
+        "concurrency-below-one",
+        QUEUE,
+        '[connections.redis]\ndriver = "redis"\nconcurrency = 0\n',
+        "connections.redis.concurrency",
+        ("expected a whole number >= 1, got 0",),
+    ),
+    Case(
+        "stop-timeout-negative",
+        QUEUE,
+        '[connections.redis]\ndriver = "redis"\nstop_timeout_secs = -1\n',
+        "connections.redis.stop_timeout_secs",
+        ("expected a number >= 0, got -1",),
+    ),
+    Case(
         "string-setting-given-a-number",
         QUEUE,
         '[connections.redis]\ndriver = "redis"\nqueue = 5\n',

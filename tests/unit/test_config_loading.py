@@ -166,6 +166,17 @@ def test_whole_number_settings_are_ints(toml_value: str, expected: int, workdir:
     assert type(value) is int
 
 
+def test_concurrency_and_the_stop_timeout_are_read_and_zero_means_no_stop_timeout(workdir: Path) -> None:
+    write(
+        workdir / "config" / "queue.toml",
+        'default = "redis"\n[connections.redis]\ndriver = "redis"\nconcurrency = "${SLOTS}"\n'
+        "stop_timeout_secs = 25\n[connections.db]\ndriver = \"database\"\nstop_timeout_secs = 0\n",
+    )
+    config = load_config("config", environ={"SLOTS": "8"})
+    assert (config.connection().concurrency, config.connection().stop_timeout_secs) == (8, 25.0)
+    assert (config.connection("db").concurrency, config.connection("db").stop_timeout_secs) == (1, None)
+
+
 # -- ${VAR} interpolation -------------------------------------------------------------------------
 
 

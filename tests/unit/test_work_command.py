@@ -57,7 +57,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_every_option_reaches_the_worker(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--app", "workapp:app", "queue:work", "--connection", "main", "--queue", "high, low", "--once"]
     argv += ["--stop-when-empty", "--max-jobs", "5", "--max-time", "60.5", "--tries", "3", "--backoff", "1.5"]
-    argv += ["--timeout", "30", "--prefetch", "4"]
+    argv += ["--timeout", "30", "--prefetch", "4", "--concurrency", "8", "--stop-timeout", "25"]
     assert main(argv) == 0
     [(app, connection, queues, options)] = RecordingWorker.built
     assert (connection, queues) == ("main", ["high", "low"])
@@ -67,6 +67,8 @@ def test_every_option_reaches_the_worker(project: Path, capsys: pytest.CaptureFi
         max_jobs=5,
         max_time_secs=60.5,
         prefetch=4,
+        concurrency=8,
+        stop_timeout_secs=25.0,
         policy=AttemptPolicy(tries=3, backoff_secs=1.5, timeout_secs=30.0),
     )
     assert app is sys.modules["workapp"].app
@@ -83,7 +85,7 @@ def test_without_options_the_worker_gets_the_defaults(project: Path) -> None:
 
 def test_zero_means_no_limit_and_the_policy_falls_back_to_one_try_and_no_backoff(project: Path) -> None:
     argv = ["--app", "workapp:app", "queue:work", "--max-jobs", "0", "--max-time", "0", "--tries", "0"]
-    assert main([*argv, "--backoff", "0", "--timeout", "0", "--prefetch", "0"]) == 0
+    assert main([*argv, "--backoff", "0", "--timeout", "0", "--prefetch", "0", "--stop-timeout", "0"]) == 0
     [(_, _, _, options)] = RecordingWorker.built
     assert options == WorkerOptions()
 
@@ -127,13 +129,18 @@ def test_the_app_is_closed_when_the_worker_stops_and_when_it_raises(
         ("--backoff", "x", "a number of seconds >= 0"),
         ("--timeout", "x", "a number of seconds >= 0"),
         ("--prefetch", "x", "a whole number >= 0"),
+        ("--concurrency", "x", "a whole number >= 0"),
+        ("--concurrency", "0", "a whole number >= 1"),
+        ("--processes", "0", "a whole number >= 1"),
+        ("--processes", "-2", "a whole number >= 0"),
+        ("--stop-timeout", "x", "a number of seconds >= 0"),
     ],
 )
 def test_a_bad_value_is_named_by_its_option(
     project: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, expected: str
 ) -> None:
     assert main(["--app", "workapp:app", "queue:work", option, value]) == 2
-    assert capsys.readouterr().err == f"oxide: error: {option}: expected {expected}, got 'x'\n"
+    assert capsys.readouterr().err == f"oxide: error: {option}: expected {expected}, got {value!r}\n"
     assert RecordingWorker.built == []
 
 
@@ -145,3 +152,29 @@ def test_without_an_application_the_worker_is_refused_with_the_way_to_name_it(
         "oxide: error: queue:work runs your application's listeners: pass --app MODULE:ATTR or set OXIDE_APP\n"
     )
     assert RecordingWorker.built == []
+
+
+def test_processes_runs_a_pool_of_members_with_the_same_options(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import oxide.worker.pool
+
+    pools: list[tuple[list[str], int]] = []
+
+    class RecordingPool:
+        def __init__(self, command: list[str], size: int) -> None:
+            pools.append((command, size))
+
+        def run(self) -> int:
+            return 1
+
+    monkeypatch.setattr(oxide.worker.pool, "Pool", RecordingPool)
+    argv = ["--app", "workapp:app", "queue:work", "--processes", "3", "--concurrency", "4", "--queue", "a,b"]
+    assert main(argv) == 1  # the pool's own exit status
+    [(command, size)] = pools
+    assert size == 3
+    assert command[1:] == ["-m", "oxide", "--app", "workapp:app", "queue:work", "--queue=a,b", "--concurrency=4"]
+    assert RecordingWorker.built == []  # the pool's process runs no worker of its own
+
+
+def test_one_process_is_this_process_alone(project: Path) -> None:
+    assert main(["--app", "workapp:app", "queue:work", "--processes", "1"]) == 0
+    assert len(RecordingWorker.built) == 1
