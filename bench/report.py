@@ -51,6 +51,19 @@ def verdicts(figures: dict[str, Figure]) -> list[tuple[str, str, str, bool | Non
     ratio_row("push", 0.9, "single push >= 0.9x raw LPUSH")
     ratio_row("push_many", 0.8, "bulk push >= 0.8x raw pipelined LPUSH")
     ratio_row("depth_large", 0.9, "drain rate within 10% from 1k to a deep queue")
+    ratio_row("io_oxide", 1.1, "20 ms jobs: oxide --concurrency 8 (def) >= 1.1x dramatiq -p 1 -t 8")
+    ratio_row("io_oxide_async", 1.1, "20 ms jobs: oxide --concurrency 8 (async def) >= 1.1x dramatiq -p 1 -t 8")
+    ratio_row("io_oxide_pool", 1.7, "20 ms jobs: --processes 2 --concurrency 8 >= 1.7x one process")
+    ours, theirs = figures.get("io_oxide_rss"), figures.get("io_dramatiq_rss")
+    if ours is not None and theirs is not None and ours.runs and theirs.runs:
+        rows.append(
+            (
+                "resident memory, oxide --concurrency 8 <= dramatiq -p 1 -t 8",
+                f"{ours.median:.1f} MB",
+                f"{theirs.median:.1f} MB",
+                ours.median <= theirs.median,
+            )
+        )
     for key, limit, text in (("rss_growth", 10.0, "worker RSS growth < 10 MB"), ("help", 0.3, "oxide --help < 0.3 s")):
         f = figures[key]
         if f.runs:

@@ -62,6 +62,7 @@ class Settings:
     depth_jobs: int
     rss_jobs: int
     smoke: bool
+    n_io: int = 2_000  # 20 ms jobs per I/O-bound figure (bench/iobound.py)
 
 
 # -- Redis ----------------------------------------------------------------------------------------
@@ -330,6 +331,7 @@ def figures_for(s: Settings) -> dict[str, Figure]:
         Figure("drain", "oxide worker, reservations on (default)", "jobs/s", baseline="raw_brpop", target=">= 0.9x"),
         Figure("drain_plain", "oxide worker, reservations off", "jobs/s", baseline="raw_brpop"),
         Figure("drain_prefetch", "oxide worker, --prefetch 50", "jobs/s", baseline="raw_brpop", target=">= 3x"),
+        Figure("drain_c8", "oxide worker, --concurrency 8", "jobs/s", baseline="raw_brpop"),
     ]
     fs += [Figure(f"peer_{p}", f"{p} worker", "jobs/s", baseline="raw_brpop") for p in PEERS]
     fs += [
@@ -352,6 +354,9 @@ def figures_for(s: Settings) -> dict[str, Figure]:
         ),
         Figure("help", "oxide --help, wall time", "s", target="< 0.3 s", higher_is_better=False),
     ]
+    from bench import iobound
+
+    fs += iobound.figures(s)
     # Where the time of one take goes on the server: INFO commandstats' usec_per_call of the take's command.
     fs += [
         Figure("srv_raw_brpop", "server time per take: raw BRPOP", "us", higher_is_better=False),
@@ -378,6 +383,7 @@ def run(url: str, s: Settings, workdir: Path, only: set[str] | None) -> dict[str
         ("drain", lambda: drain(url, "oxide", nd, workdir)[0]),
         ("drain_plain", lambda: drain(url, "oxide", nd, workdir, "--visibility", "0")[0]),
         ("drain_prefetch", lambda: drain(url, "oxide", nd, workdir, "--prefetch", "50")[0]),
+        ("drain_c8", lambda: drain(url, "oxide", nd, workdir, "--concurrency", "8")[0]),
         *[(f"peer_{p}", lambda p=p: drain(url, p, nd, workdir)[0]) for p in PEERS],  # type: ignore[misc]
         ("failed_sqlite", lambda: failed_inserts("sqlite", s.n_failed, workdir)),
         ("failed_postgresql", lambda: failed_inserts("postgresql", s.n_failed, workdir)),
@@ -385,6 +391,9 @@ def run(url: str, s: Settings, workdir: Path, only: set[str] | None) -> dict[str
         ("depth_large", lambda: drain(url, "oxide", s.depth_jobs, workdir, "--depth", str(s.depth))[0]),
         ("help", help_secs),
     ]
+    from bench import iobound
+
+    cases += iobound.cases(url, s, workdir, figures)
     # Repeats are interleaved, so a noisy minute on a shared machine touches every figure alike.
     for repeat in range(s.repeats):
         for key, measure in cases:
@@ -458,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         depth_jobs=200 if smoke else 1_000,
         rss_jobs=2_000 if smoke else 200_000,
         smoke=smoke,
+        n_io=40 if smoke else 2_000,
     )
     only = set(args.only.split(",")) if args.only else None
     # SIGTERM (nox interrupted, CI cancelled) unwinds like Ctrl-C, so the private server and the worker stop too.

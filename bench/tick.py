@@ -1,7 +1,7 @@
 """The clock inside the no-op job, shared by every worker measured (ours and the peers').
 
 A drain rate is timed from the first job's start to the last job's start, inside the worker
-process, so that neither interpreter start-up nor a worker's own start-up and shutdown counts:
+process (or processes), so that neither interpreter start-up nor a worker's own start-up and shutdown counts:
 ``(n - 1) / (t_last - t_first)``. The job is told ``n`` and the result file by the environment.
 
 In-process workers keep a counter in memory and write one line at the end. A worker that forks
@@ -14,6 +14,7 @@ last one, for the memory-growth figure.
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 _state = {"count": 0, "first": 0.0, "rss_first": 0}
@@ -22,6 +23,8 @@ _OUT = os.environ.get("BENCH_OUT", "")
 _N = int(os.environ.get("BENCH_N", "0"))
 _APPEND = os.environ.get("BENCH_TICK") == "append"
 _RSS_AT = int(os.environ.get("BENCH_RSS_AT", "0"))
+# Workers with several threads call tick at once: the count must not lose an increment.
+_lock = threading.Lock()
 
 
 def rss_bytes() -> int:
@@ -40,8 +43,9 @@ def tick() -> None:
             file.write(f"{time.time()!r}\n")
         return
     state = _state
-    state["count"] += 1
-    count = state["count"]
+    with _lock:
+        state["count"] += 1
+        count = state["count"]
     if count == 1:
         state["first"] = time.perf_counter()
     if count == _RSS_AT:

@@ -88,7 +88,7 @@ def run_oxide(args: argparse.Namespace) -> None:
         for index, queue in enumerate(OXIDE_QUEUES):
             share = args.n // 3 + (1 if index < args.n % 3 else 0)
             app.push_many("redis", queue, [noop_job(i) for i in range(share)])
-    worker = Worker(app, "redis", OXIDE_QUEUES, WorkerOptions(handle_signals=True))
+    worker = Worker(app, "redis", OXIDE_QUEUES, WorkerOptions(handle_signals=True, concurrency=args.concurrency))
     worker.run()
 
 
@@ -195,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prefetch", type=int, default=1)
     parser.add_argument("--visibility", type=float, default=90.0)
     parser.add_argument("--depth", type=int, default=0)
+    parser.add_argument("--concurrency", type=int, default=1)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     RUNNERS[args.system](args)

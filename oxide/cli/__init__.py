@@ -44,6 +44,7 @@ class Context:
     app_spec: str | None
     config_dir: str | None
     verbose: int
+    quiet: bool = False
     _app: App | None = field(default=None, repr=False)
     _config: Config | None = field(default=None, repr=False)
 
@@ -115,15 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="DIR", default=None, help="configuration directory (default: $OXIDE_CONFIG_DIR or ./config)"
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging; tracebacks on errors")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="log warnings and errors only (no line per job done)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
 
 
-def _setup_logging(verbose: int) -> None:
+def _setup_logging(verbose: int, quiet: bool = False) -> None:
+    level = logging.WARNING if quiet and not verbose else logging.DEBUG if verbose > 1 else logging.INFO
     logging.basicConfig(
-        level=logging.DEBUG if verbose > 1 else logging.INFO,
+        level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -136,9 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose, args.quiet)
     handler: Handler = args.handler
-    ctx = Context(args.app, args.config, args.verbose)
+    ctx = Context(args.app, args.config, args.verbose, args.quiet)
     try:
         if ctx.app_spec is None:
             from ..config import environment

@@ -277,6 +277,8 @@ def member_command(ctx: Context, args: argparse.Namespace) -> list[str]:
     if ctx.config_dir is not None:
         command += ["--config", ctx.config_dir]
     command += ["-v"] * ctx.verbose
+    if ctx.quiet:
+        command.append("-q")
     command.append("queue:work")
     for dest in _PASSED_ON:
         value = getattr(args, dest)
