@@ -46,6 +46,9 @@ from . import (
 
 __all__ = ["MARKS_KEPT", "MARK_MAX_BYTES", "RedisOps", "connection_key", "queue_ops_key"]
 
+# The namespace of a RedisOps built without one: the CLI's. Tests of the CLI set it, as they would
+# give their own keys a prefix, so that their restart signals reach no other test's workers.
+DEFAULT_NAMESPACE = ""
 MARK_MAX_BYTES = 65536  # a newest job larger than this is not copied into the marks
 MARKS_KEPT = 256
 
@@ -68,13 +71,13 @@ class RedisOps:
     """:class:`~oxide.ops.OpsBackend` on one redis connection."""
 
     def __init__(
-        self, config: ConnectionConfig, *, client: Any = None, namespace: str = "", clock_ms: Any = None
+        self, config: ConnectionConfig, *, client: Any = None, namespace: str | None = None, clock_ms: Any = None
     ) -> None:
         from ..drivers.redis import connect
 
         self.name = config.name
         self.config = config
-        self.namespace = namespace
+        self.namespace = DEFAULT_NAMESPACE if namespace is None else namespace
         self.client: Any = client if client is not None else connect(config.url, read_timeout_secs=10)
         self._clock_ms = clock_ms
         text = resources.files("oxide.ops").joinpath("lua", "observe.lua").read_text(encoding="utf-8")
