@@ -65,12 +65,12 @@ class Presence:
     """The registry record, metric deltas and control state of one worker on one connection.
 
     ``source`` is the :class:`~oxide.app.App` or :class:`~oxide.config.Config` the worker runs with;
-    ``backend`` replaces the one built from it (tests pass one with a namespace or fake clock).
+    ``backend`` replaces the one built from it (tests pass one with a namespace or fake clock; source may then be None).
     """
 
     def __init__(
         self,
-        source: App | Config,
+        source: App | Config | None,
         connection: str,
         queues: Sequence[str],
         *,
@@ -82,10 +82,13 @@ class Presence:
     ) -> None:
         from ..config import Config
 
-        config = source if isinstance(source, Config) else source.config
+        if backend is None:
+            if source is None:
+                raise ValueError("Presence: give the App or Config the worker runs with, or a backend")
+            backend = ops_backend_for(source if isinstance(source, Config) else source.config, connection)
         self.connection = connection
         self.queues = tuple(queues)
-        self.backend: OpsBackend = backend if backend is not None else ops_backend_for(config, connection)
+        self.backend: OpsBackend = backend
         self.host = host or socket.gethostname()
         self.pid = os.getpid() if pid is None else pid
         self.id = f"{self.host}:{self.pid}:{secrets.token_hex(4)}"

@@ -146,7 +146,7 @@ def test_a_presence_flushes_its_counts_and_obeys_pause_and_restart(dut: DriverUn
     q, low = dut.queues("q", "low")
     ops = ops_for(dut)
     ops.request_restart()  # an earlier deploy's mark: a worker started after it must not restart
-    presence = Presence(ops_config_stub(), "c", [q, low], backend=ops, host="box", pid=42)
+    presence = Presence(None, "c", [q, low], backend=ops, host="box", pid=42)
     presence.started()
     assert (presence.paused_queues(), presence.restart_requested()) == (frozenset(), False)
     presence.record(q, "app.L", "done", 0.01)
@@ -170,8 +170,42 @@ def test_a_presence_flushes_its_counts_and_obeys_pause_and_restart(dut: DriverUn
     assert ops.workers() == []
 
 
-def ops_config_stub() -> object:
-    """Presence is given its backend in these tests; the config is only read to build one."""
-    from oxide.config import load_config
+def test_a_worker_that_stops_beating_drops_out_when_its_record_expires(dut: DriverUnderTest) -> None:
+    if dut.name in ("fakeredis", "redis"):
+        pytest.skip("Redis expires the record by its own clock: tests/integration/test_ops_cli.py kills a worker")
+    ops = ops_for(dut)
+    ops.beat(record("w", ()), MetricDeltas(), [], 5.0)
+    dut.clock.advance(4.9)
+    assert [w.id for w in ops.workers()] == ["w"]
+    dut.clock.advance(0.2)
+    assert ops.workers() == []
 
-    return load_config(None, environ={})
+
+def test_a_presence_keeps_its_counts_through_an_outage(dut: DriverUnderTest) -> None:
+    q = dut.queues("q")[0]
+    ops = ops_for(dut)
+    presence = Presence(None, "c", [q], backend=Unreachable(ops), host="box", pid=1)
+    presence.started()
+    presence.record(q, "app.L", "done", 0.5)
+    assert presence.beat() == presence.beat()  # the last control state it had, no exception
+    assert ops.metrics() == []
+    presence.backend = ops
+    presence.record(q, "app.L", "done", 0.5)
+    presence.beat()
+    assert [m.counts["done"] for m in ops.metrics() if m.queue == q] == [2]
+    with pytest.raises(ValueError, match="give the App or Config"):
+        Presence(None, "c", [q])
+
+
+class Unreachable:
+    """An operator backend whose server is down: every call fails as a lost connection does."""
+
+    def __init__(self, real: OpsBackend) -> None:
+        self.name = real.name
+
+    def beat(self, *args: object) -> None:
+        from oxide.errors import ConnectionUnavailable
+
+        raise ConnectionUnavailable("connection refused")
+
+    forget_worker = beat
