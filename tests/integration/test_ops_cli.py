@@ -9,98 +9,20 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import oxide.ops.redis_ops
-from oxide import App
 from oxide.cli import main
-from oxide.ops import MetricDeltas, OpsBackend, WorkerRecord, ops_backend_for
-from oxide.wire import Job
-from tests.conftest import _scratch_mysql, _scratch_postgresql
+from oxide.ops import MetricDeltas, WorkerRecord
+from tests.integration.ops_apps import CliApp, cli_app, push, write_config
 
-
-@dataclass
-class CliApp:
-    root: Path
-    kind: str
-    prefix: str
-    capsys: pytest.CaptureFixture[str]
-
-    def run(self, *args: str) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        status = main(["--config", str(self.root / "config"), *args])
-        out, err = self.capsys.readouterr()
-        return status, out, err
-
-    def queue(self, name: str) -> str:
-        return f"{self.prefix}{name}"
-
-    def app(self) -> App:
-        return App(self.root / "config")
-
-    def ops(self) -> OpsBackend:
-        return ops_backend_for(self.app().config, "q")
-
-
-def _write(root: Path, queue_block: str, database_url: str) -> None:
-    (root / "config").mkdir(parents=True)
-    (root / "config" / "queue.toml").write_text(
-        f'default = "q"\n\n[connections.q]\n{queue_block}\n[connections.inline]\ndriver = "sync"\n\n'
-        '[failed]\ndriver = "database"\n'
-    )
-    (root / "config" / "database.toml").write_text(f'default = "main"\n[connections.main]\nurl = "{database_url}"\n')
-
-
-def _databases(kind: str, tmp_path: Path) -> Iterator[str]:
-    if kind == "postgresql":
-        yield from _scratch_postgresql(f"t_{os.urandom(6).hex()}")
-    elif kind == "mysql":
-        yield from _scratch_mysql(f"t_{os.urandom(6).hex()}")
-    else:
-        yield f"sqlite:///{tmp_path / 'app' / 'database.sqlite'}"
-
-
-@pytest.fixture(params=["redis", "sqlite", "postgresql", "mysql"])
-def cli_app(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    key_prefix: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> Iterator[CliApp]:
-    kind = request.param
-    monkeypatch.chdir(tmp_path)
-    root = tmp_path / "app"
-    for url in _databases("sqlite" if kind == "redis" else kind, tmp_path):
-        if kind == "redis":
-            redis_url = request.getfixturevalue("redis_server_url")
-            request.getfixturevalue("real_redis")  # deletes this test's keys afterwards
-            monkeypatch.setattr(oxide.ops.redis_ops, "DEFAULT_NAMESPACE", key_prefix)
-            _write(root, f'driver = "redis"\nurl = "{redis_url}"\nqueue = "{key_prefix}default"\n', url)
-            prefix = key_prefix
-        else:
-            _write(root, 'driver = "database"\nqueue = "default"\n', url)
-            prefix = ""
-        app = CliApp(root, kind, prefix, capsys)
-        assert app.run("vendor:publish", "queue")[0] == 0
-        assert app.run("migrate")[0] == 0
-        yield app
-
-
-def push(app: CliApp, queue: str, n: int) -> None:
-    App(app.root / "config").push("q", queue, Job("e.v", "l.L", {}))
-    for _ in range(n - 1):
-        App(app.root / "config").push("q", queue, Job("e.v", "l.L", {}))
+__all__ = ["cli_app"]  # the fixture, imported for the tests below
 
 
 def test_monitor_alerts_at_max_and_says_so_in_its_exit_status(cli_app: CliApp) -> None:
@@ -204,7 +126,7 @@ def test_monitor_exits_2_when_the_backend_is_unreachable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    _write(
+    write_config(
         tmp_path, 'driver = "redis"\nurl = "redis://:hunter2@127.0.0.1:1/0"\n', f"sqlite:///{tmp_path / 'db.sqlite'}"
     )
     status = main(["--config", str(tmp_path / "config"), "queue:monitor", "default"])
