@@ -122,7 +122,7 @@ def dashboard(ctx: Context, args: argparse.Namespace) -> int:
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
     from ..config import environment
-    from ..ops.dashboard import BasicAuth, Dashboard
+    from ..ops.dashboard import BasicAuth, Dashboard, ThreadingWSGIServer
 
     auth = None
     if args.auth == "basic":
@@ -141,7 +141,7 @@ def dashboard(ctx: Context, args: argparse.Namespace) -> int:
             logging.getLogger("oxide.dashboard").info("%s %s", self.address_string(), format % values)
 
     try:
-        server = make_server(args.bind, args.port, app, handler_class=QuietHandler)
+        server = make_server(args.bind, args.port, app, server_class=ThreadingWSGIServer, handler_class=QuietHandler)
     except OSError as exc:
         raise UsageError(f"queue:dashboard: cannot listen on {args.bind}:{args.port}: {exc.strerror}") from None
     thread = threading.Thread(target=server.serve_forever, name="oxide-dashboard", daemon=True)

@@ -293,7 +293,7 @@ class OpsBackend(Protocol):
         """Per-minute figures of the ``last`` minutes (the current one included), oldest first."""
 
     def close(self) -> None:
-        """Release connections."""
+        """Release connections; the backend may be used again afterwards (it reconnects)."""
 
 
 _BACKENDS = {"redis": "oxide.ops.redis_ops:RedisOps", "database": "oxide.ops.sql_ops:DatabaseOps"}

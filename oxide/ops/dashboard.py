@@ -9,6 +9,9 @@ shown redacted. Mounted under a prefix, links follow ``SCRIPT_NAME``::
 
     from oxide.ops.dashboard import BasicAuth, Dashboard
     dashboard = Dashboard(app, auth=BasicAuth("ops", os.environ["OXIDE_DASHBOARD_PASSWORD"]))
+
+Serve it from a threaded server (``ThreadingWSGIServer`` below): browsers open spare connections
+that a one-thread server would sit waiting on.
 """
 
 from __future__ import annotations
@@ -19,11 +22,15 @@ import hmac
 import json
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
+from wsgiref.simple_server import WSGIServer
 
 from ..config import redact_url
 from ..errors import OxideError
@@ -34,7 +41,7 @@ from .views import failed_counts, queue_stats
 if TYPE_CHECKING:
     from ..app import App
 
-__all__ = ["BasicAuth", "Dashboard"]
+__all__ = ["BasicAuth", "Dashboard", "ThreadingWSGIServer"]
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 _ACTION = re.compile(r"^/failed/(?:(\d+)/(retry|forget)|(flush))$")
@@ -83,10 +90,22 @@ class Dashboard:
             backends = [ops_backend_for(config, n) for n in names]
         self.backends = list(backends)
         self._key = secrets.token_bytes(32)
+        self._lock = threading.Lock()
 
     # -- WSGI --------------------------------------------------------------------------------------
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        # One request at a time, and the backends' connections closed after each: a threaded server
+        # runs each request in a thread of its own, and a SQLite connection serves only the thread
+        # that opened it. A dashboard's requests are few; reconnecting costs less than a page.
+        with self._lock:
+            try:
+                return self._handle(environ, start_response)
+            finally:
+                for backend in self.backends:
+                    backend.close()
+
+    def _handle(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "") or "/"
         base = environ.get("SCRIPT_NAME", "").rstrip("/")
@@ -140,7 +159,8 @@ class Dashboard:
             ("Cache-Control", "no-store"),
             ("X-Frame-Options", "DENY"),
             ("X-Content-Type-Options", "nosniff"),
-            ("Referrer-Policy", "no-referrer"),
+            # Not no-referrer: with it, browsers send "Origin: null" on our own forms, which we refuse.
+            ("Referrer-Policy", "same-origin"),
             *extra,
         ]
         start_response(status, headers)
@@ -200,7 +220,8 @@ class Dashboard:
             finally:
                 store.database.close()
         connections = [
-            (b.name, config.connection(b.name).driver, _where(config.connection(b.name))) for b in self.backends
+            (b.name, config.connection(b.name).driver, _where(config.connection(b.name), config.root))
+            for b in self.backends
         ]
         return State(
             connections,
@@ -214,11 +235,14 @@ class Dashboard:
         )
 
     def _act(self, job_id: int | None, verb: str) -> str:
-        from ..drivers import check_queue_name
+        from ..drivers import Driver, check_queue_name, make_driver
         from ..failed import store_for
         from ..failed.retry import retry_jobs
+        from ..failed.store import DatabaseFailedJobProvider
 
         store = store_for(self.app.config)
+        # Drivers of our own, made and closed here: the app's may belong to another thread (SQLite's must).
+        drivers: dict[str, Driver] = {}
         try:
             if verb == "flush":
                 return f"Deleted {store.flush()} failed job(s)."
@@ -230,7 +254,9 @@ class Dashboard:
                 return f"No failed job {job_id}."
 
             def push(connection: str, queue: str, body: str) -> None:
-                self.app.driver(connection).push(check_queue_name(queue), body)
+                if connection not in drivers:
+                    drivers[connection] = make_driver(self.app.config.connection(connection), self.app.run_encoded)
+                drivers[connection].push(check_queue_name(queue), body)
 
             report = retry_jobs(rows, store, push)
             if report.problems:
@@ -239,9 +265,26 @@ class Dashboard:
             return f"Retried failed job {job_id} onto {row.connection}/{row.queue}."
         except OxideError as exc:
             return f"Not done: {exc}"
+        finally:
+            for driver in drivers.values():
+                driver.close()
+            if isinstance(store, DatabaseFailedJobProvider):
+                store.database.close()
 
 
-def _where(conn: Any) -> str:
+def _where(conn: Any, root: Path) -> str:
+    """Where a connection's jobs are, without its password; a SQLite file under the application, relative to it."""
     if conn.driver == "redis":
-        return redact_url(conn.url)
-    return conn.database.redacted() if conn.database is not None else ""
+        return str(redact_url(conn.url))
+    url = conn.database
+    if url is None:
+        return ""
+    if url.dialect == "sqlite" and url.path and Path(url.path).is_relative_to(root):
+        return f"sqlite:///{Path(url.path).relative_to(root)}"
+    return str(url.redacted())
+
+
+class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    """wsgiref's server, one thread per connection, so that an idle browser connection blocks no one."""
+
+    daemon_threads = True

@@ -110,7 +110,9 @@ def render_page(state: State, *, base: str, csrf: str | None, nonce: str, said: 
     e = escape
     out = [
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>oxide queue</title>",
-        f'<meta name="viewport" content="width=device-width"><style nonce="{e(nonce)}">{STYLE}</style></head><body>',
+        f'<meta name="viewport" content="width=device-width"><style nonce="{e(nonce)}">{STYLE}</style>',
+        "" if csrf is None else f'<meta name="csrf-token" content="{e(csrf)}">',
+        "</head><body>",
         "<h1>oxide queue</h1>",
         '<p class="muted">'
         + "; ".join(f"{e(n)} ({e(d)}, {e(u)})" for n, d, u in state.connections)
