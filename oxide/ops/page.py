@@ -56,6 +56,8 @@ def plot_svg(minutes: Sequence[Minute], now: float, width: int = 720, height: in
     last = int(now // 60)
     per: dict[int, list[float]] = {}
     for m in minutes:
+        if not last - 60 < m.minute <= last:
+            continue  # outside the hour shown: it must not set the scale either
         slot = per.setdefault(m.minute, [0, 0, 0.0, 0])
         slot[0] += m.done + m.retried
         slot[1] += m.failed
