@@ -46,6 +46,7 @@ class QueueCollector:
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+        from prometheus_client.utils import floatToGoString
 
         per_queue = ("connection", "queue")
         jobs = CounterMetricFamily(
@@ -102,7 +103,7 @@ class QueueCollector:
                 for outcome in OUTCOMES:
                     jobs.add_metric([name, m.queue, m.listener, outcome], m.counts.get(outcome, 0))
                 cumulative = list(accumulate(m.buckets))
-                bounds = [*(f"{b:g}" for b in BUCKETS_SECS), "+Inf"]
+                bounds = [*(floatToGoString(b) for b in BUCKETS_SECS), "+Inf"]  # as prometheus_client's own
                 runs.add_metric(
                     [name, m.queue, m.listener], list(zip(bounds, cumulative, strict=True)), sum_value=m.seconds
                 )

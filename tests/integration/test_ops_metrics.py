@@ -66,13 +66,13 @@ def test_a_scrape_reports_what_the_workers_ran_and_what_waits(cli_app: CliApp) -
     assert got[("oxide_queue_jobs_total", (*ship[:2], ("outcome", "failed"), ship[2]))] == 0
     le = {
         bound: got[("oxide_queue_job_run_seconds_bucket", (ship[0], ("le", bound), *ship[1:]))]
-        for bound in ("0.01", "0.025", "0.5", "60", "3600", "+Inf")
+        for bound in ("0.01", "0.025", "0.5", "60.0", "3600.0", "+Inf")
     }
-    assert le == {"0.01": 0, "0.025": 1, "0.5": 2, "60": 3, "3600": 3, "+Inf": 3}
+    assert le == {"0.01": 0, "0.025": 1, "0.5": 2, "60.0": 3, "3600.0": 3, "+Inf": 3}
     assert got[("oxide_queue_job_run_seconds_count", ship)] == 3
     assert got[("oxide_queue_job_run_seconds_sum", ship)] == 45.32
     declined = (("connection", "q"), ("listener", "shop.Declined"), ("queue", card))
-    assert got[("oxide_queue_job_run_seconds_bucket", (declined[0], ("le", "3600"), *declined[1:]))] == 1
+    assert got[("oxide_queue_job_run_seconds_bucket", (declined[0], ("le", "3600.0"), *declined[1:]))] == 1
     assert got[("oxide_queue_job_run_seconds_bucket", (declined[0], ("le", "+Inf"), *declined[1:]))] == 2
     per_queue = (("connection", "q"), ("queue", work))
     assert got[("oxide_queue_ready_jobs", per_queue)] == 2
