@@ -179,22 +179,7 @@ def monitor(ctx: Context, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     alert = [s.size >= args.max for s in stats]
     if args.json:
-        rows = [
-            {
-                "connection": s.connection,
-                "queue": s.queue,
-                "ready": s.ready,
-                "reserved": s.reserved,
-                "delayed": s.delayed,
-                "failed": s.failed,
-                "size": s.size,
-                "oldest_age_secs": s.oldest_age_secs,
-                "paused": s.paused is not None,
-                "paused_until_ms": s.paused.until_ms if s.paused else None,
-                "status": "ALERT" if a else "OK",
-            }
-            for s, a in zip(stats, alert, strict=True)
-        ]
+        rows = [{**s.to_dict(), "status": "ALERT" if a else "OK"} for s, a in zip(stats, alert, strict=True)]
         print(json.dumps(rows, indent=2))
     else:
         _table(

@@ -116,6 +116,21 @@ class QueueStats:
         """Every job the queue holds: ready, in hand and delayed (what ``queue:monitor --max`` compares)."""
         return self.ready + self.reserved + self.delayed
 
+    def to_dict(self) -> dict[str, Any]:
+        """The figures as JSON-ready values (``queue:monitor --json``, the dashboard's ``state.json``)."""
+        return {
+            "connection": self.connection,
+            "queue": self.queue,
+            "ready": self.ready,
+            "reserved": self.reserved,
+            "delayed": self.delayed,
+            "failed": self.failed,
+            "size": self.size,
+            "oldest_age_secs": self.oldest_age_secs,
+            "paused": self.paused is not None,
+            "paused_until_ms": self.paused.until_ms if self.paused else None,
+        }
+
 
 @dataclass(frozen=True)
 class WorkerRecord:

@@ -204,19 +204,7 @@ def render_page(state: State, *, base: str, csrf: str | None, nonce: str, said: 
 def state_json(state: State) -> Mapping[str, Any]:
     """The page's figures for scripts (``GET /state.json``)."""
     return {
-        "queues": [
-            {
-                "connection": s.connection,
-                "queue": s.queue,
-                "ready": s.ready,
-                "reserved": s.reserved,
-                "delayed": s.delayed,
-                "failed": s.failed,
-                "oldest_age_secs": s.oldest_age_secs,
-                "paused": s.paused is not None,
-            }
-            for s in state.queues
-        ],
+        "queues": [s.to_dict() for s in state.queues],
         "workers": [w.to_dict() for w in state.workers],
         "failed": [
             {"id": r.id, "connection": r.connection, "queue": r.queue, "event": r.event_name} for r in state.failed
