@@ -5,8 +5,17 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
+
+import pytest
 
 from oxide import App
 from oxide.failed import FailedJob
@@ -131,3 +140,45 @@ def test_the_plot_draws_runs_and_mean_run_time_of_the_last_hour() -> None:
     assert "runs/min (max 5)" in svg
     assert "<polyline" in svg
     assert "<rect" not in plot_svg([], now)
+
+
+def test_the_dashboard_command_serves_until_sigterm(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "queue.toml").write_text('default = "db"\n[connections.db]\ndriver = "database"\n')
+    (tmp_path / "config" / "database.toml").write_text(
+        f'default = "main"\n[connections.main]\nurl = "sqlite:///{tmp_path / "app.sqlite"}"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QUEUE_", "DB_", "OXIDE_"))}
+    oxide = [sys.executable, "-m", "oxide", "--config", str(tmp_path / "config")]
+    for step in ("vendor:publish", "migrate"):
+        subprocess.run(
+            [*oxide, step, *(["queue"] if step == "vendor:publish" else [])],
+            check=True,
+            capture_output=True,
+            env=env,
+            cwd=tmp_path,
+        )
+    server = subprocess.Popen(
+        [*oxide, "queue:dashboard", "--port", "0", "--auth", "basic", "--user", "ops"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, "OXIDE_DASHBOARD_PASSWORD": "pw"},
+        cwd=tmp_path,
+    )
+    try:
+        assert server.stderr is not None
+        line = server.stderr.readline()
+        assert line.startswith("Serving the dashboard on http://127.0.0.1:")
+        assert line.endswith("(basic auth as 'ops')\n")
+        url = line.split()[4]
+        request = urllib.request.Request(url, headers={"Authorization": GOOD})
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            assert "<h1>oxide queue</h1>" in reply.read().decode()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=30)
+        assert refused.value.code == 401
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
