@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import ops
 from bench.tick import read_result
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -353,6 +354,7 @@ def figures_for(s: Settings) -> dict[str, Figure]:
             higher_is_better=False,
         ),
         Figure("help", "oxide --help, wall time", "s", target="< 0.3 s", higher_is_better=False),
+        *ops.figures(Figure, s.depth),
     ]
     from bench import iobound
 
@@ -390,6 +392,7 @@ def run(url: str, s: Settings, workdir: Path, only: set[str] | None) -> dict[str
         ("depth_small", lambda: drain(url, "oxide", s.depth_jobs, workdir, "--depth", "1000")[0]),
         ("depth_large", lambda: drain(url, "oxide", s.depth_jobs, workdir, "--depth", str(s.depth))[0]),
         ("help", help_secs),
+        *ops.cases(url, s.depth),
     ]
     from bench import iobound
 

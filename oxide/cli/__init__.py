@@ -88,7 +88,7 @@ class Context:
 Handler = Callable[[Context, argparse.Namespace], int]
 
 # Modules that add subcommands; each has register(subparsers). Kept as names so --help imports little.
-COMMAND_MODULES = ("oxide.cli.work", "oxide.cli.failed", "oxide.cli.migrate")
+COMMAND_MODULES = ("oxide.cli.work", "oxide.cli.failed", "oxide.cli.migrate", "oxide.cli.ops", "oxide.cli.serve")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -112,6 +112,20 @@ class Dialect:
             f"INSERT INTO {self.quote(table)} ({cols}) VALUES ({marks}) ON CONFLICT ({self.quote(unique)}) DO NOTHING"
         )
 
+    def upsert(self, table: str, keys: Sequence[str], values: Sequence[str], *, add: bool = False) -> str:
+        """An INSERT of one row (``keys`` then ``values``) that updates the row already holding those keys.
+
+        ``add``: the existing row's values grow by the new ones (counters), instead of being replaced.
+        """
+        q = self.quote
+        cols = ", ".join(q(c) for c in (*keys, *values))
+        marks = ", ".join("?" for _ in (*keys, *values))
+        sets = ", ".join(
+            f"{q(c)} = {q(table)}.{q(c)} + excluded.{q(c)}" if add else f"{q(c)} = excluded.{q(c)}" for c in values
+        )
+        keyed = ", ".join(q(c) for c in keys)
+        return f"INSERT INTO {q(table)} ({cols}) VALUES ({marks}) ON CONFLICT ({keyed}) DO UPDATE SET {sets}"
+
     def create_migrations_table(self, table: str) -> str:
         """DDL of the table that records which migrations ran."""
         return (
@@ -317,6 +331,14 @@ class MySQLDialect(Dialect):
         marks = ", ".join("?" for _ in columns)
         key = self.quote(unique)
         return f"INSERT INTO {self.quote(table)} ({cols}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {key} = {key}"
+
+    def upsert(self, table: str, keys: Sequence[str], values: Sequence[str], *, add: bool = False) -> str:
+        q = self.quote
+        cols = ", ".join(q(c) for c in (*keys, *values))
+        marks = ", ".join("?" for _ in (*keys, *values))
+        # VALUES(col) is the row that was refused: MariaDB has no other spelling of it.
+        sets = ", ".join(f"{q(c)} = {q(c)} + VALUES({q(c)})" if add else f"{q(c)} = VALUES({q(c)})" for c in values)
+        return f"INSERT INTO {q(table)} ({cols}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {sets}"
 
     def is_missing_table(self, exc: BaseException) -> bool:
         return bool(exc.args) and exc.args[0] == 1146  # ER_NO_SUCH_TABLE

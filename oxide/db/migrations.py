@@ -53,11 +53,12 @@ MIGRATIONS_TABLE = "oxide_migrations"
 _DIALECT_MARK = "-- dialect:"
 
 # What `oxide vendor:publish TAG` copies: (package, file) pairs per tag: the failed_jobs table,
-# and the jobs table of the database queue driver.
+# the jobs table of the database queue driver, and its operator tables (pauses, workers, metrics).
 PUBLISHABLE: Mapping[str, Sequence[tuple[str, str]]] = {
     "queue": (
         ("oxide.failed", "migrations/0001_01_01_000001_create_failed_jobs_table.sql"),
         ("oxide.drivers", "migrations/0001_01_01_000002_create_jobs_table.sql"),
+        ("oxide.ops", "migrations/0001_01_01_000003_create_queue_operations_tables.sql"),
     ),
 }
 

@@ -28,6 +28,7 @@ from tests.conftest import ScratchDatabase
 
 MIGRATION = "0001_01_01_000001_create_failed_jobs_table"
 JOBS_MIGRATION = "0001_01_01_000002_create_jobs_table"  # the database queue driver's table, same tag
+OPS_MIGRATION = "0001_01_01_000003_create_queue_operations_tables"  # and its operator tables
 FIX = "oxide vendor:publish queue && oxide migrate"
 
 
@@ -155,15 +156,17 @@ def test_publish_and_migrate_are_idempotent_on_every_database(
     app = TestApp(root, key_prefix, None)
     published = root / "database" / "migrations" / f"{MIGRATION}.sql"
     jobs = published.with_name(f"{JOBS_MIGRATION}.sql")
+    ops = published.with_name(f"{OPS_MIGRATION}.sql")
 
-    assert app.ok("vendor:publish", "queue") == f"Published {published}\nPublished {jobs}\n"
+    assert app.ok("vendor:publish", "queue") == f"Published {published}\nPublished {jobs}\nPublished {ops}\n"
     text = published.read_text()
     assert app.ok("vendor:publish", "queue") == (
-        f"Already published, unchanged: {published}\nAlready published, unchanged: {jobs}\nNothing to publish.\n"
+        f"Already published, unchanged: {published}\nAlready published, unchanged: {jobs}\n"
+        f"Already published, unchanged: {ops}\nNothing to publish.\n"
     )
     assert published.read_text() == text
 
-    assert app.ok("migrate") == f"Migrated: {MIGRATION}\nMigrated: {JOBS_MIGRATION}\n"
+    assert app.ok("migrate") == f"Migrated: {MIGRATION}\nMigrated: {JOBS_MIGRATION}\nMigrated: {OPS_MIGRATION}\n"
     assert "Nothing to migrate" in app.ok("migrate")
     assert app.ok("queue:failed") == "No failed jobs.\n"
 

@@ -23,7 +23,11 @@ from tests.conftest import ScratchDatabase
 
 NOW = datetime(2025, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
 # `vendor:publish queue`: the failed_jobs table, and the jobs table of the database queue driver.
-QUEUE_MIGRATIONS = ["0001_01_01_000001_create_failed_jobs_table", "0001_01_01_000002_create_jobs_table"]
+QUEUE_MIGRATIONS = [
+    "0001_01_01_000001_create_failed_jobs_table",
+    "0001_01_01_000002_create_jobs_table",
+    "0001_01_01_000003_create_queue_operations_tables",
+]
 
 
 def failure(uuid: str, **changes: Any) -> FailedJob:

@@ -170,3 +170,28 @@ def test_parked_failures_scan_lindex_lrem(real_redis: Any, key_prefix: str) -> N
     assert moved >= 3
     assert real_redis.llen(mine[0] + ":unreadable") == 1
     assert all(real_redis.llen(key) == 0 for key in mine)
+
+
+def test_the_operator_commands_with_the_servers_clock(real_redis: Any, make_queue_names: Any, key_prefix: str) -> None:
+    # observe.lua reads TIME then writes (LPUSH marks), and finds marks with LPOS (Redis 6.0.6);
+    # a heartbeat is one MULTI with EVALSHA, SET PX, ZADD NX, SADD, HINCRBY/HINCRBYFLOAT and MGET.
+    from oxide.ops import MetricDeltas, WorkerRecord
+    from oxide.ops.redis_ops import RedisOps
+
+    (queue,) = make_queue_names("ops")
+    ops = RedisOps(ConnectionConfig(name="redis", driver="redis"), client=real_redis, namespace=key_prefix)
+    driver(real_redis).push_many(queue, ["a", "b"])
+    [stats] = ops.stats([queue])
+    assert (stats.ready, stats.oldest_age_secs is not None) == (2, True)
+    real_redis.script_flush()  # a heartbeat after a script-cache flush loads the script again
+    deltas = MetricDeltas()
+    deltas.add(queue, "L", "done", 0.5)
+    worker = WorkerRecord("w", "h", 1, "redis", (queue,), time.time())
+    assert ops.beat(worker, deltas, [queue], 5.0).paused == frozenset()
+    assert 0 < real_redis.pttl(f"{keys_of(key_prefix)[0]}:worker:w") <= 5000
+    ops.pause(queue, 60)
+    assert 0 < real_redis.pttl(f"{keys_of(queue)[0]}:paused") <= 60_000
+    assert ops.beat(worker, MetricDeltas(), [queue]).paused == frozenset({queue})
+    assert [m.counts["done"] for m in ops.metrics() if m.queue == queue] == [1]
+    assert queue in ops.queues()
+    assert ops.clear(queue) == 2

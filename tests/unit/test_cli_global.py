@@ -81,7 +81,17 @@ def test_argparse_errors_are_one_line_with_status_2(
 
 
 # Not sqlite3: coverage, measuring the child process under CI, imports it for its own data file.
-HEAVY = ("asyncio", "oxide.app", "oxide.events", "oxide.worker", "oxide.wire", "redis")
+HEAVY = (
+    "asyncio",
+    "oxide.app",
+    "oxide.events",
+    "oxide.worker",
+    "oxide.wire",
+    "redis",
+    "oxide.ops",
+    "prometheus_client",
+    "wsgiref",
+)
 
 
 def test_help_imports_nothing_heavy_so_the_cli_starts_fast() -> None:

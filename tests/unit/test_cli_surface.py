@@ -67,7 +67,7 @@ def test_the_command_line_offers_what_the_pinned_surface_says() -> None:
 def test_every_command_runs_a_handler_of_its_own() -> None:
     commands = surface(build_parser())["commands"]
     handlers = [command["defaults"]["handler"] for command in commands.values()]
-    assert len(set(handlers)) == len(commands) == 8
+    assert len(set(handlers)) == len(commands) == 16
 
 
 if __name__ == "__main__":

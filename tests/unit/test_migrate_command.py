@@ -11,6 +11,7 @@ from tests.conftest import ScratchDatabase
 
 FAILED = "0001_01_01_000001_create_failed_jobs_table"
 JOBS = "0001_01_01_000002_create_jobs_table"
+OPS = "0001_01_01_000003_create_queue_operations_tables"
 
 
 @pytest.fixture
@@ -24,21 +25,25 @@ def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_publish_says_what_it_wrote_kept_and_overwrote(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     migrations = app_dir / "database" / "migrations"
-    failed, jobs = migrations / f"{FAILED}.sql", migrations / f"{JOBS}.sql"
+    failed, jobs, ops = migrations / f"{FAILED}.sql", migrations / f"{JOBS}.sql", migrations / f"{OPS}.sql"
     assert main(["vendor:publish", "queue"]) == 0
-    assert capsys.readouterr().out == f"Published {failed}\nPublished {jobs}\n"
+    assert capsys.readouterr().out == f"Published {failed}\nPublished {jobs}\nPublished {ops}\n"
     assert main(["vendor:publish", "queue"]) == 0
     assert capsys.readouterr().out == (
-        f"Already published, unchanged: {failed}\nAlready published, unchanged: {jobs}\nNothing to publish.\n"
+        f"Already published, unchanged: {failed}\nAlready published, unchanged: {jobs}\n"
+        f"Already published, unchanged: {ops}\nNothing to publish.\n"
     )
     original = jobs.read_text()
     jobs.write_text(original + "-- a local edit\n")
     assert main(["vendor:publish", "queue"]) == 0
     assert capsys.readouterr().out == (
         f"Already published, unchanged: {failed}\nKept your edited copy (use --force to replace it): {jobs}\n"
+        f"Already published, unchanged: {ops}\n"
     )
     assert main(["vendor:publish", "queue", "--force"]) == 0
-    assert capsys.readouterr().out == f"Already published, unchanged: {failed}\nOverwrote {jobs}\n"
+    assert capsys.readouterr().out == (
+        f"Already published, unchanged: {failed}\nOverwrote {jobs}\nAlready published, unchanged: {ops}\n"
+    )
     assert jobs.read_text() == original
 
 
@@ -52,7 +57,7 @@ def test_migrate_names_each_migration_once_then_says_the_database_is_up_to_date(
     assert main(["vendor:publish", "queue"]) == 0
     capsys.readouterr()
     assert main(["migrate"]) == 0
-    assert capsys.readouterr().out == f"Migrated: {FAILED}\nMigrated: {JOBS}\n"
+    assert capsys.readouterr().out == f"Migrated: {FAILED}\nMigrated: {JOBS}\nMigrated: {OPS}\n"
     assert (app_dir / "var" / "data" / "app.sqlite").is_file()
     assert main(["migrate"]) == 0
     out = capsys.readouterr().out
@@ -71,5 +76,5 @@ def test_migrate_on_a_server_database_creates_no_directory(
     capsys.readouterr()
     before = sorted(app_dir.rglob("*"))
     assert main(["migrate"]) == 0
-    assert capsys.readouterr().out == f"Migrated: {FAILED}\nMigrated: {JOBS}\n"
+    assert capsys.readouterr().out == f"Migrated: {FAILED}\nMigrated: {JOBS}\nMigrated: {OPS}\n"
     assert sorted(app_dir.rglob("*")) == before

@@ -153,17 +153,19 @@ def test_other_tools_sql_files_are_not_migrations(tmp_path: Path) -> None:
     assert [m.name for m in load_migrations(tmp_path)] == [
         "0001_01_01_000001_create_failed_jobs_table",
         "0001_01_01_000002_create_jobs_table",
+        "0001_01_01_000003_create_queue_operations_tables",
     ]
     assert load_migrations(tmp_path / "absent") == []
 
 
 def test_publish_is_idempotent_and_keeps_an_edited_copy(tmp_path: Path) -> None:
-    first, jobs = publish("queue", tmp_path)
-    assert (first.status, jobs.status) == ("written", "written")
-    assert [r.status for r in publish("queue", tmp_path)] == ["unchanged", "unchanged"]
+    first, jobs, ops = publish("queue", tmp_path)
+    assert (first.status, jobs.status, ops.status) == ("written", "written", "written")
+    assert [r.status for r in publish("queue", tmp_path)] == ["unchanged", "unchanged", "unchanged"]
     first.path.write_text(first.path.read_text() + "-- my note\n")
-    assert [r.status for r in publish("queue", tmp_path)] == ["kept", "unchanged"]
+    assert [r.status for r in publish("queue", tmp_path)] == ["kept", "unchanged", "unchanged"]
     assert first.path.read_text().endswith("-- my note\n")
-    assert [r.status for r in publish("queue", tmp_path, force=True)] == ["overwritten", "unchanged"]
+    assert [r.status for r in publish("queue", tmp_path, force=True)] == ["overwritten", "unchanged", "unchanged"]
     assert not first.path.read_text().endswith("-- my note\n")
-    assert sorted(p.name for p in tmp_path.iterdir()) == [first.path.name, jobs.path.name]  # no temporary file left
+    # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [first.path.name, jobs.path.name, ops.path.name]
