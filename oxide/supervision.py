@@ -112,6 +112,11 @@ class Supervisor:
         with self._lock:
             return list(self._watched.values())
 
+    def start(self) -> None:
+        """Start the thread now, before any job (it looks even while nothing is in hand)."""
+        if self._thread is None:
+            self._start_thread()
+
     def watch(
         self, delivery: Delivery, timeout_secs: float | None, interrupt: Callable[[], object] | None = None
     ) -> Watched:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 from . import EXIT_OK, Context, UsageError
@@ -123,6 +124,13 @@ def register(sub: Any) -> None:
         "SIGTERM/SIGINT on to all, exit 1 if one keeps dying (default: 1, this process alone). "
         "--once, --max-jobs and --max-time apply to each process",
     )
+    parser.add_argument(
+        "--health-file",
+        metavar="PATH",
+        help="touch PATH on every turn of the loop, at most once a second, also while waiting to reconnect: "
+        "a file older than a few block_timeout_secs means a stuck worker (a liveness probe for containers; "
+        "see docs/operations.md). With --processes, PATH carries the time of the stalest worker process",
+    )
     parser.add_argument("--pool-member", metavar="N", help=argparse.SUPPRESS)  # set by --processes for its members
     parser.add_argument(
         "--tries",
@@ -225,10 +233,11 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         # Without the application no listener is registered, so every job would be recorded as failed.
         raise UsageError("queue:work runs your application's listeners: pass --app MODULE:ATTR or set OXIDE_APP")
 
+    health_file = Path(args.health_file) if args.health_file else None
     if processes is not None and processes > 1:
         from ..worker.pool import Pool
 
-        return Pool(member_command(ctx, args), processes).run()
+        return Pool(member_command(ctx, args), processes, health_file=health_file).run()
     if args.pool_member is not None:
         _name_the_member(args.pool_member)
 
@@ -243,13 +252,22 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         prefetch=prefetch,
         concurrency=concurrency,
         stop_timeout_secs=stop_timeout,
+        health_file=health_file,
         policy=AttemptPolicy(tries=tries or 1, backoff_secs=backoff or 0.0, timeout_secs=timeout),
     )
     app = ctx.app
+    presence = None
     try:
-        worker = Worker(app, args.connection, queues, options)
+        conn = app.config.connection(args.connection)
+        if conn.driver != "sync":  # a sync connection keeps nothing, its worker included
+            from ..ops.presence import Presence
+
+            presence = Presence(app, conn.name, queues or [conn.queue])
+        worker = Worker(app, args.connection, queues, options, presence=presence)
         reason = worker.run()
     finally:
+        if presence is not None:
+            presence.close()
         app.close()
     if reason is StopReason.NOTHING_TO_CONSUME:
         conn = worker.connection

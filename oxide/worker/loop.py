@@ -47,12 +47,14 @@ from ..events import run_handler
 from ..failed import FailedJobProvider, provider_for
 from ..supervision import EXIT_STUCK, Supervisor, Watched, exit_now, soft_timeout
 from .aio import LoopSlots
+from .liveness import Liveness
 from .options import StopReason, WorkerOptions
 from .outcomes import Abandoned, Failer, Outcomes, Running, report_expired
 from .threads import ThreadSlots
 
 if TYPE_CHECKING:
     from ..app import App
+    from ..ops.presence import InHand, Presence
 
 __all__ = ["Worker"]
 
@@ -85,6 +87,7 @@ class Worker:
         failer: Failer | None = None,
         driver: Driver | None = None,
         jitter: Callable[[float, float], float] = random.uniform,
+        presence: Presence | None = None,
     ) -> None:
         self.app = app
         self.connection = app.config.connection(connection)
@@ -132,8 +135,11 @@ class Worker:
             clock=clock,
             on_stuck=None if inline else self._on_stuck,
         )
-        if inline and self.stop_timeout_secs is not None:
-            self._supervisor.on_look = self._enforce_stop_timeout
+        self._supervisor.on_look = self._look
+        self._liveness = Liveness(self.queues, presence, options.health_file, self._in_hand, clock=clock)
+        if presence is not None:
+            self._outcomes.observer = presence.record
+        self._inline_running: Running | None = None  # the job a listener runs for in this thread
         self._stuck: Watched | None = None
         # Several slots: jobs in flight by id, the queue their outcomes come back on, and the slots.
         self._inline = inline
@@ -191,9 +197,24 @@ class Worker:
         self._stuck = watched
         self._completions.put(_WAKE)
 
+    def _look(self) -> None:
+        # The supervisor's thread, at every look (about once a second, or more often).
+        self._liveness.look()
+        self._enforce_stop_timeout()
+
+    def _in_hand(self) -> list[InHand]:
+        """The jobs running now, for the registry (read from the supervisor's thread)."""
+        from ..ops.presence import InHand
+
+        running = [r for r in (self._inline_running,) if r is not None] + list(self._busy.values())
+        wall = time.time() - self._clock()  # the worker's clock is monotonic: the registry shows wall time
+        return [
+            InHand(r.delivery.queue, r.job.event_name, r.job.listener_type, r.job.uuid, wall + r.began) for r in running
+        ]
+
     def _enforce_stop_timeout(self) -> None:
-        # The supervisor's thread, one slot: the listener runs in the main thread, so only a signal
-        # can reach it. Sent to that thread, it lands in our handler as a second signal would.
+        # One slot: the listener runs in the main thread, so only a signal can reach it. Sent to
+        # that thread, it lands in our handler as a second signal would.
         deadline = self._stop_deadline
         if deadline is None or not self._listener_in_main or self._clock() < deadline:
             return
@@ -213,6 +234,7 @@ class Worker:
         conditions = (
             (StopReason.STUCK, self._stuck is not None),
             (StopReason.INTERRUPTED, self._stop_requested),
+            (StopReason.RESTART, self._liveness.restart_requested()),
             (StopReason.ONCE, options.once and taken >= 1),
             (StopReason.MAX_JOBS, options.max_jobs is not None and taken >= options.max_jobs),
             (StopReason.MAX_TIME, options.max_time_secs is not None and elapsed >= options.max_time_secs),
@@ -241,6 +263,9 @@ class Worker:
             self._started = self._clock()
             slots = "" if self._inline else f" concurrency={self.concurrency}"
             log.info("worker started: connection=%s queues=%s%s", name, ",".join(self.queues), slots)
+            self._liveness.started()
+            if self._liveness.beats or (self._inline and self.stop_timeout_secs is not None):
+                self._supervisor.start()  # it looks even while no job is in hand
             while (reason := self.stop_reason()) is None:
                 self._cycle()
             self._wind_down()
@@ -258,6 +283,7 @@ class Worker:
             self._outcomes.deferring = False
             self._settle()
             self._supervisor.close()
+            self._liveness.stopped()
             self._threads.close()
             self._loop_slots.close()
             for signum, handler in previous.items():
@@ -278,6 +304,7 @@ class Worker:
 
     def _cycle(self) -> None:
         """One turn of the loop: record what ended, then start what a free slot can take."""
+        self._liveness.turn()
         if not self._completions.empty():
             self._collect(0.0)
         free = self.concurrency - len(self._busy)
@@ -320,8 +347,12 @@ class Worker:
     def _take(self, free: int, wait_secs: float) -> list[Delivery]:
         """Jobs for ``free`` slots: taken alone (``pop``), or with the finished jobs' acknowledgements
         and up to prefetch - 1 more."""
+        queues = self._liveness.serving()
+        if not queues:  # every queue paused: wait as an empty take would, then look again
+            self._sleep(wait_secs)
+            return []
         if self._taker is None:
-            delivery = self._driver.pop(self.queues, wait_secs)
+            delivery = self._driver.pop(queues, wait_secs)
             return [] if delivery is None else [delivery]
         limit = free + self._prefetch - 1
         if self.options.once:
@@ -329,9 +360,11 @@ class Worker:
         elif self.options.max_jobs is not None:
             limit = max(1, min(limit, self.options.max_jobs - self.jobs_processed))
         outcomes = self._outcomes
+        if len(queues) != len(self.queues) and any(d.queue not in queues for d in outcomes.done):
+            self._send_acks()  # a take acknowledges jobs of the queues it names only: a paused one's first
         done, outcomes.done = outcomes.done, []
         try:
-            held, taken = self._taker.take(self.queues, wait_secs, limit=limit, done=done)
+            held, taken = self._taker.take(queues, wait_secs, limit=limit, done=done)
         except BaseException:
             # The reply may be lost after the server acted: acknowledge again next time (a second
             # acknowledgement of the same job finds nothing and is reported as expired, harmlessly).
@@ -387,11 +420,13 @@ class Worker:
                 self._supervisor.watching(running.delivery, timeout),
                 soft_timeout(None if running.registration.is_async else timeout),
             ):
+                self._inline_running = running
                 self._listener_in_main = True
                 try:
                     run_handler(running.registration.make_listener(), running.event, timeout)
                 finally:
                     self._listener_in_main = False
+                    self._inline_running = None
         except BaseException as exc:
             return exc
         return None
@@ -522,6 +557,7 @@ class Worker:
             log.debug("closing connection=%s failed: %s", self.connection.name, exc)
         deadline = self._clock() + delay
         while self.stop_reason() is None and (left := deadline - self._clock()) > 0:
+            self._liveness.turn()  # healthy while it waits: an outage is not a hang
             self._sleep(min(left, PAUSE_SLICE_SECS))
 
     # -- one job, by hand --------------------------------------------------------------------------

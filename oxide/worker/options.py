@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..attempts import AttemptPolicy
 from ..errors import OxideError
@@ -21,6 +22,7 @@ class StopReason(enum.Enum):
     QUEUE_EMPTY = "queue_empty"  # --stop-when-empty found nothing; or --once waited block_timeout_secs for nothing
     NOTHING_TO_CONSUME = "nothing_to_consume"  # the connection's driver keeps no jobs (sync)
     STUCK = "stuck"  # a listener could not be interrupted past its timeout (the process exits 75)
+    RESTART = "restart"  # queue:restart was run after this worker started
 
 
 def _whole(name: str, value: object) -> None:
@@ -54,6 +56,8 @@ class WorkerOptions:
     concurrency: int | None = None
     # How long a stopping worker waits for its jobs in flight before it gives them back (--stop-timeout).
     stop_timeout_secs: float | None = None
+    # Touched at every turn of the loop, at most once a second (--health-file): stale means stuck.
+    health_file: Path | None = None
     # Defaults for listeners that set none of their own (Mode.queue(...).tries/backoff/timeout).
     policy: AttemptPolicy = field(default_factory=AttemptPolicy)
 

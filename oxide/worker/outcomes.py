@@ -134,6 +134,9 @@ class Outcomes:
         # (drivers that can, and only while the worker runs); otherwise each is sent at once.
         self.deferring = False
         self.done: list[Delivery] = []
+        # Told of every outcome: (queue, listener type, "done"/"retried"/"failed", seconds); the
+        # operator view's counters (oxide.ops.presence). Called on the hot path: no I/O.
+        self.observer: Callable[[str, str, str, float], object] | None = None
 
     def prepare(self, delivery: Delivery) -> Running | None:
         """Read a taken job; None when it cannot run (unreadable, tries used up): its failure is recorded."""
@@ -162,6 +165,7 @@ class Outcomes:
         """
         if exc is None:
             self.ack(running.delivery)
+            self._observe(running.delivery, running.job, "done", running.began)
             if log.isEnabledFor(logging.INFO):  # the description costs more than the rest of a no-op job's bookkeeping
                 log.info(
                     "%s outcome=done attempt=%d",
@@ -200,9 +204,14 @@ class Outcomes:
         if not held:
             report_expired(delivery)
 
+    def _observe(self, delivery: Delivery, job: Job | None, outcome: str, began: float) -> None:
+        if self.observer is not None:
+            self.observer(delivery.queue, job.listener_type if job is not None else "", outcome, self._clock() - began)
+
     def _retry(self, running: Running, exc: BaseException) -> None:
         self.jobs_failed += 1
         delivery, job, policy = running.delivery, running.job, running.policy
+        self._observe(delivery, job, "retried", running.began)
         delay = backoff_delay(policy.backoff_secs, running.attempt, uniform=self._jitter)
         log.warning(
             "%s outcome=retry attempt=%d/%d delay_s=%.2f error=%s",
@@ -236,6 +245,7 @@ class Outcomes:
 
     def _failed(self, delivery: Delivery, job: Job | None, exc: BaseException, began: float) -> None:
         self.jobs_failed += 1
+        self._observe(delivery, job, "failed", began)
         record = failed_job_for(self._connection, delivery, job, exc)
         # The record holds the traceback as text: the frames (and the listener's objects they hold) can go.
         traceback.clear_frames(exc.__traceback__)

@@ -20,6 +20,10 @@ sockets or threads), started with the same options. The pool:
   the members then give back what they still run) and exits once all have
   stopped: 0 if they all stopped cleanly, 1 otherwise.
 
+With a health file (``--health-file PATH``) each member touches ``PATH.<n>`` and the pool gives
+``PATH`` the time of the stalest running member, so that one stuck member makes the pool's
+file go stale even while the others are fine.
+
 Members run in a process group of their own, so that a Ctrl-C in a terminal
 (which signals the whole foreground group) reaches them once, through the
 pool, not twice; on Linux each member is also told to stop (SIGTERM) if the
@@ -31,12 +35,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -91,8 +97,10 @@ class Pool:
         sleep: Callable[[float], object] = time.sleep,
         spawn: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen,
         handle_signals: bool = True,
+        health_file: Path | None = None,
     ) -> None:
         self.command = list(command)
+        self.health_file = health_file
         self.members = [_Member(index) for index in range(1, size + 1)]
         self._clock = clock
         self._sleep = sleep
@@ -123,6 +131,7 @@ class Pool:
             while not all(m.finished for m in self.members):
                 self._forward_signals()
                 self._look()
+                self._report_health()
                 self._sleep(LOOK_EVERY_SECS)
         finally:
             for signum, handler in previous.items():
@@ -140,9 +149,38 @@ class Pool:
     def stopping(self) -> bool:
         return bool(self._signals) or self._gave_up
 
+    def member_health_file(self, index: int) -> Path | None:
+        """The health file member ``index`` touches, if the pool has one."""
+        if self.health_file is None:
+            return None
+        return self.health_file.with_name(f"{self.health_file.name}.{index}")
+
+    def _report_health(self) -> None:
+        if self.health_file is None:
+            return
+        times: list[float] = []
+        for member in self.members:
+            path = self.member_health_file(member.index)
+            if member.proc is None or path is None:
+                continue  # not running: nothing of it to report
+            try:
+                times.append(path.stat().st_mtime)
+            except FileNotFoundError:
+                return  # a member that has not touched its file yet: wait for it
+        if not times:
+            return
+        stalest = min(times)
+        try:
+            self.health_file.touch()
+            os.utime(self.health_file, (stalest, stalest))
+        except OSError as exc:
+            log.error("cannot write the health file %s: %s", self.health_file, exc)
+
     def _start(self, member: _Member) -> None:
+        health = self.member_health_file(member.index)
+        extra = [] if health is None else ["--health-file", str(health)]
         member.proc = self._spawn(
-            [*self.command, "--pool-member", str(member.index)],
+            [*self.command, *extra, "--pool-member", str(member.index)],
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=_stop_with_parent if sys.platform.startswith("linux") else None,

@@ -29,10 +29,14 @@ class RecordingWorker:
     """Stands in for Worker: records how it was built and stops at once for ``reason``."""
 
     built: ClassVar[list[tuple[Any, str | None, list[str] | None, WorkerOptions]]] = []
+    presences: ClassVar[list[Any]] = []
     reason = StopReason.QUEUE_EMPTY
 
-    def __init__(self, app: Any, connection: str | None, queues: list[str] | None, options: WorkerOptions) -> None:
+    def __init__(
+        self, app: Any, connection: str | None, queues: list[str] | None, options: WorkerOptions, **kwargs: Any
+    ) -> None:
         RecordingWorker.built.append((app, connection, queues, options))
+        RecordingWorker.presences.append(kwargs.get("presence"))
         self.connection = app.config.connection(connection)
 
     def run(self) -> StopReason:
@@ -50,6 +54,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(oxide.worker, "Worker", RecordingWorker)
     monkeypatch.setattr(RecordingWorker, "built", [])
+    monkeypatch.setattr(RecordingWorker, "presences", [])
     monkeypatch.delitem(sys.modules, "workapp", raising=False)
     return tmp_path
 
@@ -160,7 +165,7 @@ def test_processes_runs_a_pool_of_members_with_the_same_options(project: Path, m
     pools: list[tuple[list[str], int]] = []
 
     class RecordingPool:
-        def __init__(self, command: list[str], size: int) -> None:
+        def __init__(self, command: list[str], size: int, **options: Any) -> None:
             pools.append((command, size))
 
         def run(self) -> int:
