@@ -186,7 +186,11 @@ class SQLiteDialect(Dialect):
                     f"database file {file} does not exist; create it with: oxide vendor:publish queue && oxide migrate"
                 )
             # isolation_level=None: we issue BEGIN ourselves, so DDL in a migration is inside the transaction too.
-            return sqlite3.connect(target, uri=file is not None, timeout=timeout_secs, isolation_level=None)
+            # check_same_thread=False: a Database uses its one connection under a lock, from whichever
+            # thread asks (the worker's take loop, its heartbeat thread); sqlite3 only refuses by default.
+            return sqlite3.connect(
+                target, uri=file is not None, timeout=timeout_secs, isolation_level=None, check_same_thread=False
+            )
 
         return connect
 

@@ -170,7 +170,7 @@ def test_concurrency_and_the_stop_timeout_are_read_and_zero_means_no_stop_timeou
     write(
         workdir / "config" / "queue.toml",
         'default = "redis"\n[connections.redis]\ndriver = "redis"\nconcurrency = "${SLOTS}"\n'
-        "stop_timeout_secs = 25\n[connections.db]\ndriver = \"database\"\nstop_timeout_secs = 0\n",
+        'stop_timeout_secs = 25\n[connections.db]\ndriver = "database"\nstop_timeout_secs = 0\n',
     )
     config = load_config("config", environ={"SLOTS": "8"})
     assert (config.connection().concurrency, config.connection().stop_timeout_secs) == (8, 25.0)

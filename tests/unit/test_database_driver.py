@@ -184,3 +184,30 @@ def test_the_config_url_reaches_the_driver_with_no_password_in_its_name(tmp_path
     driver = DatabaseDriver(ConnectionConfig(name="db", driver="database", connection="pgsql", database=url))
     assert "s3cret" not in repr(driver)
     assert driver.database.dialect.name == "postgresql"
+
+
+def test_a_job_taken_in_one_thread_is_extended_and_acknowledged_from_another(migrated: Path) -> None:
+    # The worker takes in its main thread while its heartbeat thread extends the reservations; on
+    # SQLite, a connection refuses by default to be used by a thread other than its creator's.
+    import threading
+
+    app = App()
+    driver = app.driver("db")
+    driver.push("default", Job("e", "l.L", {}).to_json())
+    delivery = driver.pop(["default"], 0)
+    assert delivery is not None
+    answers: list[object] = []
+
+    def heartbeat() -> None:
+        try:
+            answers.append(driver.extend(delivery))
+            answers.append(driver.ack(delivery))
+        except Exception as exc:
+            answers.append(exc)
+
+    thread = threading.Thread(target=heartbeat)
+    thread.start()
+    thread.join()
+    assert answers == [True, True]
+    assert driver.size("default") == 0
+    app.close()
