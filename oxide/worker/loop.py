@@ -36,20 +36,20 @@ import random
 import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ..drivers import BatchTaker, Delivery, Driver, check_queue_name
-from ..errors import ConnectionUnavailable, OxideError, QueueNameError
+from ..drivers import Delivery, Driver, check_queue_name
+from ..errors import ConnectionUnavailable, QueueNameError
 from ..events import run_handler
 from ..failed import FailedJobProvider, provider_for
 from ..supervision import EXIT_STUCK, Supervisor, Watched, exit_now, soft_timeout
 from .aio import LoopSlots
 from .liveness import Liveness
 from .options import StopReason, WorkerOptions
-from .outcomes import Abandoned, Failer, Outcomes, Running, report_expired
+from .outcomes import Abandoned, Failer, Outcomes, Running
+from .takes import Takes
 from .threads import ThreadSlots
 
 if TYPE_CHECKING:
@@ -147,14 +147,16 @@ class Worker:
         self._completions: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._threads = ThreadSlots(self.concurrency, self._completions)
         self._loop_slots = LoopSlots(self._completions)
-        # The hot path (docs/performance.md): a driver that can acknowledge the finished job in the
-        # same round trip as the next take gets its acknowledgements deferred to that take, and may
-        # hand over several jobs per take (prefetch); jobs taken but not started are kept in _held.
-        self._taker = self._driver if isinstance(self._driver, BatchTaker) else None
-        self._prefetch = options.prefetch or self.connection.prefetch
-        self._held: deque[tuple[Delivery, float]] = deque()  # taken, not started: (delivery, when taken)
-        visibility = self.connection.visibility_timeout_secs
-        self._refresh_after_secs = visibility / 3 if visibility > 0 else None
+        self._takes = Takes(
+            self._driver,
+            self.queues,
+            options,
+            self._outcomes,
+            prefetch=options.prefetch or self.connection.prefetch,
+            visibility_timeout_secs=self.connection.visibility_timeout_secs,
+            clock=clock,
+            sleep=sleep,
+        )
 
     @property
     def jobs_processed(self) -> int:
@@ -258,7 +260,7 @@ class Worker:
             log.info("connection=%s driver=%s keeps no jobs: nothing to consume", name, self.connection.driver)
             return StopReason.NOTHING_TO_CONSUME
         previous = self._install_signal_handlers()
-        self._outcomes.deferring = self._taker is not None
+        self._outcomes.deferring = self._takes.taker is not None
         try:
             self._started = self._clock()
             slots = "" if self._inline else f" concurrency={self.concurrency}"
@@ -311,15 +313,15 @@ class Worker:
         if free <= 0:
             self._collect(SLOT_WAIT_SECS)
             return
-        if self._held:
-            held = self._next_held()
+        if self._takes.held:
+            held = self._takes.next_held()
             if held is not None:
                 self._start(held)
             return
         began = self._clock()
         wait = self._take_wait_secs if not self._busy else min(self._take_wait_secs, BUSY_TAKE_WAIT_SECS)
         try:
-            taken = self._take(free, wait)
+            taken = self._takes.take(self._liveness.serving(), free, wait)
         except ConnectionUnavailable as exc:
             self._wait_to_reconnect(f"unavailable: {exc}")
             return
@@ -338,61 +340,8 @@ class Worker:
             return
         self._empty_takes = 0
         self._empty_wait_secs = 0.0
-        if len(taken) > free:
-            now = self._clock()
-            self._held.extend((delivery, now) for delivery in taken[free:])
-        for delivery in taken[:free]:
+        for delivery in taken:
             self._start(delivery)
-
-    def _take(self, free: int, wait_secs: float) -> list[Delivery]:
-        """Jobs for ``free`` slots: taken alone (``pop``), or with the finished jobs' acknowledgements
-        and up to prefetch - 1 more."""
-        queues = self._liveness.serving()
-        if not queues:  # every queue paused: wait as an empty take would, then look again
-            self._sleep(wait_secs)
-            return []
-        if self._taker is None:
-            delivery = self._driver.pop(queues, wait_secs)
-            return [] if delivery is None else [delivery]
-        limit = free + self._prefetch - 1
-        if self.options.once:
-            limit = 1
-        elif self.options.max_jobs is not None:
-            limit = max(1, min(limit, self.options.max_jobs - self.jobs_processed))
-        outcomes = self._outcomes
-        if len(queues) != len(self.queues) and any(d.queue not in queues for d in outcomes.done):
-            self._send_acks()  # a take acknowledges jobs of the queues it names only: a paused one's first
-        done, outcomes.done = outcomes.done, []
-        try:
-            held, taken = self._taker.take(queues, wait_secs, limit=limit, done=done)
-        except BaseException:
-            # The reply may be lost after the server acted: acknowledge again next time (a second
-            # acknowledgement of the same job finds nothing and is reported as expired, harmlessly).
-            outcomes.done[:0] = done
-            raise
-        _report_acks(done, held)
-        return taken
-
-    def _next_held(self) -> Delivery | None:
-        """The next prefetched job, its reservation refreshed if it has waited long; None if it expired meanwhile."""
-        delivery, taken_at = self._held.popleft()
-        if self._refresh_after_secs is None or self._clock() - taken_at < self._refresh_after_secs:
-            return delivery
-        try:
-            still_held = self._driver.extend(delivery)
-        except OxideError as exc:
-            log.warning(
-                "queue=%s could not extend a prefetched job's reservation (%s): running it", delivery.queue, exc
-            )
-            return delivery
-        if still_held:
-            return delivery
-        log.warning(
-            "queue=%s a prefetched job's reservation expired before it started: it is back in its queue, "
-            "not run here (lower --prefetch, or raise visibility_timeout_secs)",
-            delivery.queue,
-        )
-        return None
 
     # -- starting and ending jobs ------------------------------------------------------------------
 
@@ -464,15 +413,10 @@ class Worker:
         """Taking has stopped: give back what was prefetched, let the jobs in flight end, then give up on the rest."""
         if not self._busy:
             return
-        if self._held:
-            unstarted = [delivery for delivery, _taken_at in self._held]
-            try:
-                self._give_back(unstarted)  # now, so that other workers can run them meanwhile
-                self._held.clear()
-            except Exception as exc:
-                log.warning(
-                    "could not give back %d prefetched job(s) yet (%s): trying again at the end", len(unstarted), exc
-                )
+        try:
+            self._takes.give_back_unstarted()  # now, so that other workers can run them meanwhile
+        except Exception as exc:
+            log.warning("could not give back the prefetched jobs yet (%s): trying again at the end", exc)
         deadline = None if self.stop_timeout_secs is None else self._clock() + self.stop_timeout_secs
         if self._stop_deadline is not None and (deadline is None or self._stop_deadline < deadline):
             deadline = self._stop_deadline  # the stop timeout runs from the signal
@@ -482,23 +426,7 @@ class Worker:
             if self._hard_stop or left <= 0:
                 return  # _settle gives back what is still running
             self._collect(min(left, SLOT_WAIT_SECS))
-            if self._outcomes.done and self._taker is not None:
-                self._send_acks()  # now: while the rest run, these jobs are no longer extended
-
-    def _send_acks(self) -> None:
-        assert self._taker is not None
-        done, self._outcomes.done = self._outcomes.done, []
-        try:
-            held, _ = self._taker.take(self.queues, 0, limit=0, done=done)
-        except Exception as exc:
-            log.error(
-                "could not acknowledge %d finished job(s) (%s): they return to their queues after the "
-                "visibility timeout and run again",
-                len(done),
-                exc,
-            )
-            return
-        _report_acks(done, held)
+            self._takes.send_acks()  # now: while the rest run, these jobs are no longer extended
 
     def _settle(self) -> None:
         """On the way out: give back the jobs prefetched or still running, and acknowledge the finished ones."""
@@ -509,12 +437,10 @@ class Worker:
                 self._supervisor.unwatch(running.watched)
             (LoopSlots if running.registration.is_async else ThreadSlots).abandon(running)
             self._busy.pop(id(running))
-        unstarted = [delivery for delivery, _taken_at in self._held]
-        self._held.clear()
-        done, self._outcomes.done = self._outcomes.done, []
+        unstarted = len(self._takes.held)
+        done = len(self._outcomes.done)
         try:
-            if unstarted:
-                self._give_back(unstarted)
+            self._takes.give_back_unstarted()
             if abandoned:
                 back = self._driver.give_back([r.delivery for r in abandoned])
                 log.warning(
@@ -522,23 +448,19 @@ class Worker:
                     "their listeners were interrupted",
                     back,
                 )
-            if done and self._taker is not None:
-                held, _ = self._taker.take(self.queues, 0, limit=0, done=done)
-                _report_acks(done, held)
+            self._takes.acknowledge()
         except Exception as exc:
+            self._takes.unstarted()
+            self._outcomes.done.clear()
             running_too = f" and {len(abandoned)} still running" if abandoned else ""
             log.error(
                 "could not settle %d finished and %d unstarted job(s)%s (%s): they return to their queues after "
                 "the visibility timeout",
-                len(done),
-                len(unstarted),
+                done,
+                unstarted,
                 running_too,
                 exc,
             )
-
-    def _give_back(self, unstarted: Sequence[Delivery]) -> None:
-        back = self._driver.give_back(unstarted)
-        log.info("gave back %d prefetched job(s) not started, to the front of their queues", back)
 
     def _wait_to_reconnect(self, why: str) -> None:
         options = self.options
@@ -568,9 +490,3 @@ class Worker:
         if running is None:
             return False
         return self._outcomes.finish(running, self._run_here(running))
-
-
-def _report_acks(done: Sequence[Delivery], held: Sequence[bool]) -> None:
-    for delivery, still_held in zip(done, held, strict=True):
-        if not still_held:
-            report_expired(delivery)
