@@ -3,7 +3,9 @@
 Run by ``.ci/check-deploy`` with its tools environment (ruamel.yaml, supervisor). Checks:
 
 - deploy/compose.yaml: every ``queue-*`` service runs ``queue:work`` from the one image, stops with
-  SIGTERM, waits the grace period, restarts, and has a whole number of replicas;
+  SIGTERM, waits the grace period, restarts, and has a whole number of replicas; every worker
+  command (here, in systemd and in supervisor) gives back what still runs, ``--stop-timeout``, at
+  least 10 s before the grace period's SIGKILL;
 - deploy/systemd: ``systemd-analyze verify`` accepts each unit, and each matches its compose pool
   (queues, SIGTERM, TimeoutStopSec = the grace period, Restart=always);
 - deploy/supervisor: supervisord's own parser accepts the file, and each program matches its
@@ -54,6 +56,21 @@ def seconds(text: str) -> float:
     return sum(float(n) * unit[u] for n, u in parts)
 
 
+def stop_timeout_of(argv: list[str]) -> float | None:
+    for arg in argv:
+        if arg.startswith("--stop-timeout="):
+            return float(arg.split("=", 1)[1])
+    return None
+
+
+def check_stop_timeout(argv: list[str], grace: float, where: str) -> None:
+    """The worker gives back what still runs before the supervisor's SIGKILL: 10 s below the grace at least."""
+    timeout = stop_timeout_of(argv)
+    check(timeout is not None, f"{where}: queue:work needs --stop-timeout=SECONDS below the grace period")
+    if timeout is not None:
+        check(0 < timeout <= grace - 10, f"{where}: --stop-timeout={timeout:g} must leave 10 s of the {grace:g} s grace")
+
+
 def queues_of(argv: list[str]) -> str | None:
     for arg in argv:
         if arg.startswith("--queue="):
@@ -88,6 +105,7 @@ def compose_pools() -> tuple[dict[str, dict[str, Any]], float]:
         # Docker's default is 10 s; the worker needs the longest job's time plus recording it.
         check(grace >= 30, f"{where}.stop_grace_period: {grace:g} s is too short for a job to finish")
         graces.add(grace)
+        check_stop_timeout(command, grace, f"{where}.command")
         pools[name.removeprefix("queue-")] = {"queues": queues_of(command), "replicas": replicas}
     check(len(graces) == 1, f"deploy/compose.yaml: workers' stop_grace_period differ: {sorted(graces)}")
     check(
@@ -112,6 +130,7 @@ def check_systemd(pools: dict[str, dict[str, Any]], grace: float, scratch: Path)
         if pool in pools:
             check(queues_of(argv) == pools[pool]["queues"], f"{where}: ExecStart queues differ from queue-{pool}")
         check(argv[1:2] == ["queue:work"], f"{where}: ExecStart must run queue:work")
+        check_stop_timeout(argv, grace, f"{where}: ExecStart")
         check(service.get("KillSignal") == "SIGTERM", f"{where}: KillSignal=SIGTERM expected")
         check(float(service.get("TimeoutStopSec", "0")) == grace, f"{where}: TimeoutStopSec must be {grace:g}")
         check(service.get("Restart") == "always", f"{where}: Restart=always expected")
@@ -169,6 +188,7 @@ def check_supervisor(pools: dict[str, dict[str, Any]], grace: float, scratch: Pa
                 )
                 check(len(processes) == pools[pool]["replicas"], f"{where}: {name} numprocs differs from replicas")
             check(first.stopwaitsecs == grace, f"{where}: {name} stopwaitsecs must be {grace:g}")
+            check_stop_timeout(shlex.split(first.command), grace, f"{where}: {name} command")
             check(first.stopsignal == 15, f"{where}: {name} stopsignal must be TERM")
             check(first.autorestart is RestartUnconditionally, f"{where}: {name} autorestart must be true")
 

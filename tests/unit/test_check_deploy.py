@@ -165,3 +165,21 @@ def test_the_repositorys_workflow_passes() -> None:
     workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8"))
     assert problems(workflow) == []
     assert PYTEST in check_deploy.run_lines(workflow["jobs"]["tests"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "refused"),
+    [
+        (["queue:work", "--queue=a", "--stop-timeout=60"], False),
+        (["queue:work", "--queue=a"], True),  # SIGKILL would come before any job is given back
+        (["queue:work", "--queue=a", "--stop-timeout=70"], True),  # too close to a 75 s grace
+    ],
+)
+def test_a_worker_command_must_give_back_its_jobs_before_the_grace_periods_sigkill(
+    argv: list[str], refused: bool
+) -> None:
+    before = len(check_deploy.problems)
+    check_deploy.check_stop_timeout(argv, 75.0, "deploy/x")
+    found = check_deploy.problems[before:]
+    del check_deploy.problems[before:]
+    assert bool(found) is refused, found
