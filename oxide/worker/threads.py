@@ -16,6 +16,11 @@ rule. A :class:`SlotGuard` makes sure the exception is only ever raised while
 the listener runs, never in the slot's own bookkeeping after it, and that a
 listener that outran its timeout is reported as timed out even if it then
 returned: a timed-out job is never reported as done.
+
+An exception raised this way cannot be taken back: CPython's call to clear one
+leaves the interpreter checking for it at every instruction of every thread,
+for good. So one that was raised but had not landed when the listener ended is
+given a place to land, inside the slot's ``try``, before the outcome is posted.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,23 +45,26 @@ class _SlotTimedOut(JobTimedOut):
     """What a timed-out thread raises; reported as a :class:`JobTimedOut` with its message."""
 
 
-def _raise_in(thread_id: int, exc_type: type[BaseException] | None) -> None:
-    # None clears an exception set earlier and not raised yet.
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread_id), ctypes.py_object(exc_type) if exc_type is not None else None
-    )
+# How long a slot waits, at most, for an interruption on its way to land; it lands at the next
+# Python instruction of the thread, so this only costs a listener that swallowed it.
+LANDING_STEPS, LANDING_STEP_SECS = 20, 0.001
+
+
+def _raise_in(thread_id: int, exc_type: type[BaseException]) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc_type))
 
 
 class SlotGuard:
     """Raises an exception into the thread running one listener, only while the listener runs."""
 
-    __slots__ = ("_lock", "_state", "_thread_id", "fired")
+    __slots__ = ("_lock", "_state", "_thread_id", "fired", "landed")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._state = _WAITING
         self._thread_id = 0
         self.fired: type[BaseException] | None = None
+        self.landed = False  # the exception fired was seen by the slot
 
     def begin(self) -> None:
         """The calling thread starts the listener; raises at once if it was interrupted before it began."""
@@ -67,11 +76,9 @@ class SlotGuard:
             raise fired
 
     def end(self) -> None:
-        """The listener has returned or raised: nothing is raised into this thread after this."""
+        """The listener has returned or raised: nothing more is raised into this thread after this."""
         with self._lock:
             self._state = _DONE
-            if self.fired is not None:
-                _raise_in(self._thread_id, None)  # one set and not raised yet would land in the slot's own code
 
     def fire(self, exc_type: type[BaseException]) -> bool:
         """Interrupt the listener with ``exc_type`` (once); False if it had already ended or been interrupted."""
@@ -93,10 +100,18 @@ def run_guarded(running: Running, guard: SlotGuard) -> BaseException | None:
         finally:
             guard.end()
     except BaseException as exc:
+        if guard.fired is not None and isinstance(exc, guard.fired):
+            guard.landed = True
         return _reported(running, guard, exc)
     if guard.fired is not None:
         return _reported(running, guard, None)
     return None
+
+
+def _let_it_land() -> None:
+    """Wait briefly for an interruption raised into this thread and not yet landed (it lands here)."""
+    for _ in range(LANDING_STEPS):
+        time.sleep(LANDING_STEP_SECS)
 
 
 def _reported(running: Running, guard: SlotGuard, exc: BaseException | None) -> BaseException | None:
@@ -140,9 +155,17 @@ class ThreadSlots:
     def _serve(self) -> None:
         inbox, completions = self._inbox, self._completions
         while (running := inbox.get()) is not None:
-            completions.put((running, run_guarded(running, running.handle)))
+            guard: SlotGuard = running.handle
+            try:
+                outcome = run_guarded(running, guard)
+                if guard.fired is not None and not guard.landed:
+                    _let_it_land()
+            except (_SlotTimedOut, Abandoned):  # it landed after the listener, in the slot's own code
+                guard.landed = True
+                outcome = _reported(running, guard, None)
+            completions.put((running, outcome))
             # Nothing of a finished job stays referenced from this thread while it waits for the next.
-            running = None
+            running = outcome = None
 
     def close(self) -> None:
         """Let the threads end once their listeners return (a stuck one is a daemon: it does not hold the process)."""
