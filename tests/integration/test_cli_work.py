@@ -198,8 +198,11 @@ def test_help_explains_every_option(tmp_path: Path) -> None:
         ("--queue Q1,Q2,...", "queue names, highest priority first"),
         ("--once", "run one job, then exit"),
         ("--stop-when-empty", "exit as soon as every listed queue is empty"),
-        ("--max-jobs N", "exit after N jobs"),
-        ("--max-time SECONDS", "exit after this many seconds"),
+        ("--max-jobs N", "take at most N jobs, failed ones included, and exit once they have finished"),
+        ("--max-time SECONDS", "stop taking jobs after this many seconds, and exit once those in flight have finished"),
+        ("--concurrency N", "run up to N jobs at once"),
+        ("--stop-timeout SECONDS", "once told to stop, wait at most this long for the jobs in flight"),
+        ("--processes P", "run P worker processes"),
     ]:
         assert f"{option} {words}" in text, option
     assert "nothing for a worker to take" in text  # the sync connection's behaviour is documented
