@@ -68,7 +68,9 @@ def check_stop_timeout(argv: list[str], grace: float, where: str) -> None:
     timeout = stop_timeout_of(argv)
     check(timeout is not None, f"{where}: queue:work needs --stop-timeout=SECONDS below the grace period")
     if timeout is not None:
-        check(0 < timeout <= grace - 10, f"{where}: --stop-timeout={timeout:g} must leave 10 s of the {grace:g} s grace")
+        check(
+            0 < timeout <= grace - 10, f"{where}: --stop-timeout={timeout:g} must leave 10 s of the {grace:g} s grace"
+        )
 
 
 def queues_of(argv: list[str]) -> str | None:
