@@ -64,7 +64,11 @@ def verdicts(figures: dict[str, Figure]) -> list[tuple[str, str, str, bool | Non
                 ours.median <= theirs.median,
             )
         )
-    for key, limit, text in (("rss_growth", 10.0, "worker RSS growth < 10 MB"), ("help", 0.3, "oxide --help < 0.3 s")):
+    for key, limit, text in (
+        ("rss_growth", 10.0, "worker RSS growth < 10 MB"),
+        ("rss_growth_c8", 10.0, "worker RSS growth at --concurrency 8 < 10 MB"),
+        ("help", 0.3, "oxide --help < 0.3 s"),
+    ):
         f = figures[key]
         if f.runs:
             rows.append((text, f"{_num(f.median, f.unit)} {f.unit}", "", f.median < limit))

@@ -353,6 +353,13 @@ def figures_for(s: Settings) -> dict[str, Figure]:
             target="< 10 MB",
             higher_is_better=False,
         ),
+        Figure(
+            "rss_growth_c8",
+            f"worker RSS growth, --concurrency 8, job 1,000 to {s.rss_jobs:,}",
+            "MB",
+            target="< 10 MB",
+            higher_is_better=False,
+        ),
         Figure("help", "oxide --help, wall time", "s", target="< 0.3 s", higher_is_better=False),
         *ops.figures(Figure, s.depth),
     ]
@@ -419,6 +426,10 @@ def run(url: str, s: Settings, workdir: Path, only: set[str] | None) -> dict[str
         _rate, rss_first, rss_last = drain(url, "oxide", s.rss_jobs, workdir, rss_at=1000)
         figures["rss_growth"].runs.append((rss_last - rss_first) / 2**20)
         print(f"worker RSS growth over {s.rss_jobs} jobs: {figures['rss_growth'].runs[-1]:.2f} MB", flush=True)
+    if wanted("rss_growth_c8"):
+        _rate, rss_first, rss_last = drain(url, "oxide", s.rss_jobs, workdir, "--concurrency", "8", rss_at=1000)
+        figures["rss_growth_c8"].runs.append((rss_last - rss_first) / 2**20)
+        print(f"worker RSS growth over {s.rss_jobs} jobs at 8 slots: {figures['rss_growth_c8'].runs[-1]:.2f} MB")
     flush(url)
     return figures
 
