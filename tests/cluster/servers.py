@@ -24,8 +24,8 @@ from tests.integration.worker_procs import port_is_free, port_range
 
 # Clusters and sentinels take free ports of this range (a cluster node also needs port + 10000).
 PORTS = os.environ.get("OXIDE_TEST_CLUSTER_PORTS", "7300-7399")
-NODE_TIMEOUT_MS = 500
-SENTINEL_DOWN_MS = 500
+NODE_TIMEOUT_MS = 2000
+SENTINEL_DOWN_MS = 2000
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
