@@ -22,7 +22,7 @@ from ..config import ConnectionConfig, redact_url
 from ..errors import ConfigError, ConnectionUnavailable
 from . import Delivery, JobRunner, delay_ms
 from .keyspace import keyspace_of
-from .redis_topology import open_client, unavailable_errors, write_replicated
+from .redis_topology import is_unavailable, open_client, write_replicated
 from .redis_topology import parse as parse_topology
 
 if TYPE_CHECKING:
@@ -132,7 +132,9 @@ class RedisDriver:
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except unavailable_errors() as exc:
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
             raise ConnectionUnavailable(f"redis connection {self.name!r} ({redact(self.config.url)}): {exc}") from None
 
     def push(self, queue: str, body: str) -> None:

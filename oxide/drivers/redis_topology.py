@@ -35,6 +35,7 @@ __all__ = [
     "NotReplicated",
     "Topology",
     "fold",
+    "is_unavailable",
     "open_client",
     "parse",
     "unavailable_errors",
@@ -150,6 +151,16 @@ def unavailable_errors() -> tuple[type[BaseException], ...]:
         e.RedisClusterUnreachableError,
         e.ReadOnlyError,  # a demoted master that still had our connection
     )
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means "the server is not there right now" (:func:`unavailable_errors`), including
+    a demoted master's refusal inside a script, which Redis 6.2 reports as a script error."""
+    import redis.exceptions as e
+
+    if isinstance(exc, unavailable_errors()):
+        return True
+    return isinstance(exc, e.ResponseError) and "-READONLY " in str(exc)
 
 
 def open_client(url: str, **options: Any) -> Any:

@@ -34,7 +34,7 @@ from typing import Any
 
 from ..config import ConnectionConfig, redact_url
 from ..drivers.keyspace import PLAIN, KeySpace, keyspace_of
-from ..drivers.redis_topology import unavailable_errors
+from ..drivers.redis_topology import is_unavailable
 from ..drivers.reservations import DELAYED, NOTIFY, READY, RESERVED, keys_of
 from ..errors import ConnectionUnavailable
 from . import (
@@ -123,7 +123,9 @@ class RedisOps:
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except unavailable_errors() as exc:
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
             raise ConnectionUnavailable(
                 f"redis connection {self.name!r} ({redact_url(self.config.url)}): {exc}"
             ) from None

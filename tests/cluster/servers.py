@@ -50,7 +50,10 @@ def free_ports(count: int, taken: set[int], *, bus: bool = False) -> list[int]:
 
 
 def binaries() -> tuple[str, str] | None:
-    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    """redis-server and redis-cli: from PATH, or as OXIDE_TEST_REDIS_SERVER / OXIDE_TEST_REDIS_CLI name
+    them (.ci/check-deploy runs the cluster suite on Redis 6.2 that way)."""
+    server = os.environ.get("OXIDE_TEST_REDIS_SERVER") or shutil.which("redis-server")
+    cli = os.environ.get("OXIDE_TEST_REDIS_CLI") or shutil.which("redis-cli")
     return None if server is None or cli is None else (server, cli)
 
 

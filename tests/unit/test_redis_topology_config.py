@@ -167,3 +167,27 @@ def test_a_password_never_reaches_a_topology_error(tmp_path: Path) -> None:
     assert "hunter2" not in message
     message = refused(tmp_path, 'cluster = true\nurl = "rediss://u:hunter2@h:1"\n', ".url")
     assert not re.search("hunter2", message)
+
+
+def test_failover_errors_are_outages_and_other_errors_are_not() -> None:
+    import redis.exceptions as e
+
+    from oxide.drivers.redis_topology import is_unavailable
+
+    # Redis 6.2 wraps a demoted master's refusal, met inside a script, in a script error.
+    wrapped = "Error running script (call to f_5c02): @user_script:6: @user_script: 6: -READONLY You can't write"
+    for outage in (
+        e.ResponseError(wrapped),
+        e.ReadOnlyError("You can't write against a read only replica."),
+        e.ClusterDownError("The cluster is down"),
+        e.MasterDownError("Link with MASTER is down"),
+        e.TryAgainError("Multiple keys request during rehashing of slot"),
+        e.ConnectionError("Connection refused"),
+    ):
+        assert is_unavailable(outage), outage
+    for bug in (
+        e.ResponseError("WRONGTYPE Operation against a key"),
+        e.ResponseError("READONLY in a body"),
+        ValueError(),
+    ):
+        assert not is_unavailable(bug), bug
