@@ -205,3 +205,29 @@ def test_two_priority_lists_on_two_slots_are_served_by_two_workers_at_once(
             for queue in ("high", "low"):
                 driver.client.delete(*[driver.space.base(queue) + s for s in ("", ":reserved", ":notify", ":crashes")])
             driver.close()
+
+
+def test_failures_parked_on_the_cluster_live_beside_their_queue_and_drain(
+    redis_cluster: LocalCluster, spread_queues: list[str]
+) -> None:
+    from oxide.drivers.keyspace import keyspace_of
+    from oxide.failed.parking import RedisParking
+    from tests.unit.test_failed_parking import FakeStore, failure
+
+    space = keyspace_of("oxide:queue:", redis_cluster.url)
+    client = connect(redis_cluster.url)
+    parking = RedisParking(client, "cluster", space)
+    try:
+        first, second = spread_queues[:2]
+        parking.park(failure("u1", first))
+        parking.park(failure("u2", second))
+        parking.park(failure("u3", first))
+        assert parking.keys() == sorted([f"oxide:queue:{{{first}}}:failed", f"oxide:queue:{{{second}}}:failed"])
+        assert key_slot(parking.key(first)) == space.slot(first)  # beside the queue's own keys
+        assert parking.count() == 3
+        store = FakeStore()
+        assert parking.drain(store) == 3
+        assert sorted(store.rows) == ["u1", "u2", "u3"]
+        assert parking.count() == 0
+    finally:
+        client.close()
