@@ -145,7 +145,7 @@ def unavailable_errors() -> tuple[type[BaseException], ...]:
     return (
         e.ConnectionError,
         e.TimeoutError,
-        e.ClusterDownError,  # CLUSTERDOWN, MASTERDOWN: a failover is under way
+        e.ClusterError,  # CLUSTERDOWN, MASTERDOWN (a failover under way); "TTL exhausted" (redirects while a slot moves)
         e.TryAgainError,  # a multi-key command during resharding
         e.SlotNotCoveredError,
         e.RedisClusterUnreachableError,

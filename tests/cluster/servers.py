@@ -279,9 +279,45 @@ class LocalCluster:
             if role == "slave":
                 wait_streaming(node)
 
+    def move_slot(self, slot: int, target: Node, first: list[str], between: Callable[[], None]) -> None:
+        """Move ``slot`` to the master ``target`` as ``redis-cli --cluster reshard`` does: mark it
+        migrating and importing, MIGRATE the keys ``first`` (those present), call ``between()`` while the
+        slot is half moved, MIGRATE the rest, then give the slot to ``target`` on every master."""
+        source = next(n for n in self.masters() if self._serves(n, slot))
+        ids = {n.port: _text(n.client().execute_command("CLUSTER", "MYID")) for n in (source, target)}
+        with target.client() as t, source.client() as s:
+            t.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source.port])
+            s.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target.port])
+
+            def migrate(keys: list[str]) -> None:
+                if keys:
+                    s.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
+
+            migrate([k for k in first if s.exists(k)])
+            between()
+            migrate([_text(k) for k in s.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100000)])
+        for node in [target, source, *(m for m in self.masters() if m not in (source, target))]:
+            with node.client() as client:
+                client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[target.port])
+        wait_for(lambda: all(self._serves(target, slot, n) for n in self.masters()), "every master to agree")
+
+    def _serves(self, node: Node, slot: int, asked: Node | None = None) -> bool:
+        """Whether ``asked`` (by default ``node`` itself) says that ``node`` serves ``slot``."""
+        with (asked or node).client() as client:
+            raw = _text(client.execute_command("CLUSTER", "NODES"))
+        for line in raw.splitlines():
+            fields = line.split()
+            if fields[1].split("@")[0].endswith(f":{node.port}") and "master" in fields[2]:
+                return any(_covers(r, slot) for r in fields[8:])
+        return False
+
     def stop(self) -> None:
         for node in self.nodes:
             node.kill()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass

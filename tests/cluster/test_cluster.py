@@ -231,3 +231,53 @@ def test_failures_parked_on_the_cluster_live_beside_their_queue_and_drain(
         assert parking.count() == 0
     finally:
         client.close()
+
+
+def test_a_slot_moved_to_another_master_mid_drain_loses_nothing(
+    redis_cluster: LocalCluster, cluster_prefix: str, key_prefix: str
+) -> None:
+    """MOVED after the move, ASK or TRYAGAIN while the slot is half moved: a take or push either
+    works or is an outage (ConnectionUnavailable) to retry; nothing is lost, the order holds."""
+    from oxide.errors import ConnectionUnavailable
+
+    driver = cluster_driver(redis_cluster, cluster_prefix)
+    high, low = f"{key_prefix}high", f"{key_prefix}low"
+    taken: list[bytes] = []
+    outages: list[str] = []
+
+    def take_one() -> None:
+        try:
+            delivery = driver.pop([high, low], 0.01)
+        except ConnectionUnavailable as exc:
+            outages.append(str(exc))
+            return
+        assert delivery is not None
+        assert driver.ack(delivery)
+        taken.append(delivery.body)
+
+    try:
+        driver.push_many(high, [f"h{n}" for n in range(10)])
+        driver.push_many(low, [f"l{n}" for n in range(10)])
+        take_one()
+        slot = key_slot(driver.space.base(high))
+        source = redis_cluster.master_of(driver.space.base(high))
+        target = next(m for m in redis_cluster.masters() if m is not source)
+        # Half moved: the high queue's list is on the target, the low queue's still on the source.
+        mid: list[int] = []
+
+        def half_moved() -> None:
+            for _ in range(3):
+                take_one()
+            mid.append(len(outages))
+
+        redis_cluster.move_slot(slot, target, [driver.space.base(high)], half_moved)
+        assert redis_cluster.master_of(driver.space.base(high)) is target
+        while len(taken) < 20:
+            take_one()
+            assert len(outages) < 10, outages
+    finally:
+        driver.close()
+    assert taken == [f"h{n}".encode() for n in range(10)] + [f"l{n}".encode() for n in range(10)]
+    # The take names keys now on two masters: the cluster cannot run it, and says "try again".
+    assert mid == [3]
+    assert all("redis connection 'c'" in o for o in outages)

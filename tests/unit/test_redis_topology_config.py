@@ -182,6 +182,7 @@ def test_failover_errors_are_outages_and_other_errors_are_not() -> None:
         e.ClusterDownError("The cluster is down"),
         e.MasterDownError("Link with MASTER is down"),
         e.TryAgainError("Multiple keys request during rehashing of slot"),
+        e.ClusterError("TTL exhausted."),
         e.ConnectionError("Connection refused"),
     ):
         assert is_unavailable(outage), outage
