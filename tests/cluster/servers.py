@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from tests.integration.worker_procs import port_is_free, port_range
 
 # Clusters and sentinels take free ports of this range (a cluster node also needs port + 10000).
 PORTS = os.environ.get("OXIDE_TEST_CLUSTER_PORTS", "7300-7399")
@@ -37,9 +36,21 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) ->
         time.sleep(0.05)
 
 
+def port_is_free(port: int) -> bool:
+    """Whether a server could listen on ``port`` (no pytest in this module: the bench uses it too)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_ports(count: int, taken: set[int], *, bus: bool = False) -> list[int]:
     found = []
-    for port in port_range(PORTS):
+    low, _, high = PORTS.partition("-")
+    for port in range(int(low), int(high or low) + 1):
         if port in taken or not port_is_free(port) or (bus and not port_is_free(port + 10000)):
             continue
         found.append(port)
