@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import ops
+from bench import cluster, ops
 from bench.tick import read_result
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -362,6 +362,7 @@ def figures_for(s: Settings) -> dict[str, Figure]:
         ),
         Figure("help", "oxide --help, wall time", "s", target="< 0.3 s", higher_is_better=False),
         *ops.figures(Figure, s.depth),
+        *cluster.figures(Figure),
     ]
     from bench import iobound
 
@@ -400,6 +401,7 @@ def run(url: str, s: Settings, workdir: Path, only: set[str] | None) -> dict[str
         ("depth_large", lambda: drain(url, "oxide", s.depth_jobs, workdir, "--depth", str(s.depth))[0]),
         ("help", help_secs),
         *ops.cases(url, s.depth),
+        *cluster.cases(url, s.n_drain, s.n_produce // 4, workdir),
     ]
     from bench import iobound
 

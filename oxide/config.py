@@ -52,6 +52,13 @@ DRIVER_KEYS: dict[str, frozenset[str]] = {
             "prefetch",
             "concurrency",
             "stop_timeout_secs",
+            # A cluster, Sentinel and the key names: oxide/drivers/redis_topology.py, keyspace.py.
+            "prefix",
+            "cluster",
+            "sentinels",
+            "sentinel_master",
+            "wait_replicas",
+            "wait_timeout_secs",
         }
     ),
     "database": frozenset(
@@ -68,7 +75,9 @@ DRIVER_KEYS: dict[str, frozenset[str]] = {
         }
     ),
 }
-NUMBER_KEYS = frozenset({"block_timeout_secs", "visibility_timeout_secs", "poll_interval_secs", "stop_timeout_secs"})
+NUMBER_KEYS = frozenset(
+    {"block_timeout_secs", "visibility_timeout_secs", "poll_interval_secs", "stop_timeout_secs", "wait_timeout_secs"}
+)
 INTEGER_KEYS = frozenset({"prefetch", "concurrency"})
 FAILED_DRIVERS = ("database", "none")
 DATABASE_SCHEMES = {
@@ -123,6 +132,11 @@ class ConnectionConfig:
     connection: str | None = None
     table: str = "jobs"
     database: DatabaseUrl | None = None
+    # redis: the key prefix (with a {hash tag} on a cluster, see drivers/keyspace.py), and how many
+    # replicas must confirm a push before it returns (WAIT), waiting at most wait_timeout_secs.
+    prefix: str = "oxide:queue:"
+    wait_replicas: int = 0
+    wait_timeout_secs: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -321,11 +335,17 @@ def _connection(name: str, raw_block: Any, block: Any, file: str) -> ConnectionC
             f"{where}.{unknown[0]}: not a setting of the {driver} driver; valid keys: {', '.join(sorted(DRIVER_KEYS[driver]))}"
         )
     settings: dict[str, Any] = {"name": name, "driver": driver}
+    if driver == "redis":
+        from .drivers.redis_topology import fold
+
+        block = fold(block, where)  # cluster = true, sentinels: rewritten into the url
     for key, value in block.items():
         if key == "driver":
             continue
         src = _source(raw_block.get(key))
-        if key in NUMBER_KEYS:
+        if key == "wait_replicas":
+            settings[key] = _number(value, f"{where}.{key}", src, integer=True, minimum=0)
+        elif key in NUMBER_KEYS:
             settings[key] = float(_number(value, f"{where}.{key}", src))
         elif key in INTEGER_KEYS:
             settings[key] = _number(value, f"{where}.{key}", src, integer=True, minimum=1)
@@ -339,10 +359,18 @@ def _connection(name: str, raw_block: Any, block: Any, file: str) -> ConnectionC
         )
     if driver == "redis":
         url = settings.get("url", ConnectionConfig.url)
-        if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        from .drivers.keyspace import check_prefix
+        from .drivers.redis_topology import SCHEMES, parse
+
+        if url.partition("://")[0] not in SCHEMES:
             raise ConfigError(
-                f"{where}.url: expected a redis://, rediss:// or unix:// URL, got {redact_url(url)!r}{_source(raw_block.get('url'))}"
+                f"{where}.url: expected a redis://, rediss://, unix://, redis+cluster:// or redis+sentinel:// URL, "
+                f"got {redact_url(url)!r}{_source(raw_block.get('url'))}"
             )
+        parse(url, f"{where}.url")
+        check_prefix(settings.get("prefix", ConnectionConfig.prefix), f"{where}.prefix")
+        if settings.get("wait_timeout_secs") == 0:
+            raise ConfigError(f"{where}.wait_timeout_secs: expected a number > 0, got 0 (WAIT 0 waits for ever)")
         for key in ("block_timeout_secs", "poll_interval_secs"):
             if settings.get(key) == 0:
                 # BRPOP with 0 blocks forever: the worker would never notice a signal while idle

@@ -86,6 +86,56 @@ def fake_redis() -> Iterator[Any]:
     client.close()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Redis Cluster of three masters and three replicas (tests/cluster/servers.py), once per session."""
+    from tests.cluster.servers import LocalCluster, binaries
+
+    found = binaries()
+    if found is None:
+        service_missing(
+            "redis-server and redis-cli (to start a local Redis Cluster)", "install the redis-server package"
+        )
+    assert found is not None
+    cluster = LocalCluster.start(*found, tmp_path_factory.mktemp("cluster"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real master, replica and three sentinels (tests/cluster/servers.py), once per session."""
+    from tests.cluster.servers import LocalSentinel, binaries
+
+    found = binaries()
+    if found is None:
+        service_missing("redis-server (to start a local Sentinel group)", "install the redis-server package")
+    assert found is not None
+    group = LocalSentinel.start(found[0], tmp_path_factory.mktemp("sentinel"))
+    try:
+        yield group
+    finally:
+        group.stop()
+
+
+@pytest.fixture
+def cluster_prefix(redis_cluster: Any, key_prefix: str) -> Iterator[str]:
+    """A key prefix whose hash tag is private to this test, on the session's cluster; its keys go after."""
+    from oxide.drivers.redis import connect
+
+    prefix = f"oxide:queue:{{{key_prefix}}}:"
+    yield prefix
+    client = connect(redis_cluster.url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)  # one hash tag: one slot, one command
+    finally:
+        client.close()
+
+
 def redis_driver_for(client: Any, name: str = "redis", **settings: Any) -> RedisDriver:
     """A RedisDriver over an existing client (real or fake)."""
     return RedisDriver(ConnectionConfig(name=name, driver="redis", **settings), client=client)

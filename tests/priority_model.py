@@ -21,7 +21,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from oxide.drivers.redis import queue_key
+from oxide.drivers.redis import RedisDriver
 from oxide.drivers.reservations import keys_of
 from oxide.wire import Job
 from tests.conftest import redis_driver_for
@@ -38,12 +38,13 @@ small_payloads = st.none() | wire_ints | st.text(max_size=8)
 class PriorityMachine(RuleBasedStateMachine):
     """Strict-priority FIFO takes over several Redis lists, against a model."""
 
-    def __init__(self, client: Any, prefix: str, *, block_on_empty: bool) -> None:
+    def __init__(self, client: Any, prefix: str, *, block_on_empty: bool, driver: RedisDriver | None = None) -> None:
         super().__init__()
         self.client = client
         self.prefix = prefix
         self.block_on_empty = block_on_empty
-        self.driver = redis_driver_for(client)
+        self.driver = redis_driver_for(client) if driver is None else driver
+        self.space = self.driver.space  # the key names: plain, or hash-tagged on a cluster
         self.model: dict[str, deque[tuple[bytes, Job]]] = {q: deque() for q in QUEUES}
         self.pushed: set[bytes] = set()
         self.taken: list[bytes] = []
@@ -81,7 +82,7 @@ class PriorityMachine(RuleBasedStateMachine):
         n = next(self.seq)
         job = Job(data.draw(names), data.draw(names), {"data": data.draw(json_values(3)), "seq": n}, uuid=f"job-{n}")
         body = data.draw(hand_written(job)).encode("utf-8")
-        self.client.lpush(queue_key(self.name(queue)), body)
+        self.client.lpush(self.space.base(self.name(queue)), body)
         self.remember(queue, body, job)
 
     @rule(priority=priorities)
@@ -114,7 +115,7 @@ class PriorityMachine(RuleBasedStateMachine):
     def server_holds_exactly_the_model(self) -> None:
         stored: list[bytes] = []
         for queue, jobs in self.model.items():
-            in_list = self.client.lrange(queue_key(self.name(queue)), 0, -1)
+            in_list = self.client.lrange(self.space.base(self.name(queue)), 0, -1)
             assert list(reversed(in_list)) == [body for body, _ in jobs], queue
             stored.extend(in_list)
         # Nothing lost, nothing duplicated: what was delivered plus what the server holds is what was pushed.
@@ -123,5 +124,5 @@ class PriorityMachine(RuleBasedStateMachine):
         assert set(seen) == self.pushed, "a job was lost, or one appeared that nobody pushed"
 
     def teardown(self) -> None:
-        keys = [key for q in QUEUES for key in keys_of(self.name(q))]
+        keys = [key for q in QUEUES for key in keys_of(self.name(q), self.space)]
         self.client.delete(*keys)

@@ -119,7 +119,10 @@ def _move_parked(ctx: Context, store: FailedJobProvider) -> None:
             except OxideError:
                 # No redis-py (or a bad URL): no worker of ours can have parked there. Listing goes on.
                 continue
-            parkings.append(RedisParking(client, f"redis connection {conn.name!r} ({redact(conn.url)})"))
+            from ..drivers.keyspace import keyspace_of
+
+            where = f"redis connection {conn.name!r} ({redact(conn.url)})"
+            parkings.append(RedisParking(client, where, keyspace_of(conn.prefix, conn.url)))
     moved = ParkingProvider(store, parkings).flush_parked(force=True)
     if moved:
         # On stderr: stdout stays the listing alone (`--json` output is parsed by scripts).

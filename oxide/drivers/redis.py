@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING, Any
 from ..config import ConnectionConfig, redact_url
 from ..errors import ConfigError, ConnectionUnavailable
 from . import Delivery, JobRunner, delay_ms
+from .keyspace import keyspace_of
+from .redis_topology import is_unavailable, open_client, write_replicated
+from .redis_topology import parse as parse_topology
 
 if TYPE_CHECKING:
     import redis
@@ -31,7 +34,6 @@ KEY_PREFIX = "oxide:queue:"
 # A busy worker moves due delayed and expired jobs back into its queues at most this often (every
 # take that finds nothing does it too): it costs two commands per queue, more than the take.
 MIGRATE_EVERY_SECS = 0.1
-_PREFIX_BYTES = KEY_PREFIX.encode()
 
 
 def queue_key(queue: str) -> str:
@@ -54,15 +56,17 @@ def connect(url: str, *, read_timeout_secs: float | None = None) -> redis.Redis:
         raise ConfigError(
             "the redis driver needs redis-py, which is not installed: pip install 'oxide-queue[redis]'"
         ) from None
+    options: dict[str, Any] = {
+        "socket_connect_timeout": 5,
+        "socket_timeout": read_timeout_secs,
+        "socket_keepalive": True,
+        "retry": Retry(NoBackoff(), 0),
+        "retry_on_timeout": False,
+    }
     try:
-        return redis_py.Redis.from_url(
-            url,
-            socket_connect_timeout=5,
-            socket_timeout=read_timeout_secs,
-            socket_keepalive=True,
-            retry=Retry(NoBackoff(), 0),
-            retry_on_timeout=False,
-        )
+        if parse_topology(url) is not None:  # a cluster or Sentinel: see redis_topology
+            return open_client(url, **options)  # type: ignore[no-any-return]
+        return redis_py.Redis.from_url(url, **options)
     except ValueError as exc:
         raise ConfigError(f"bad redis URL {redact(url)!r}: {exc}") from None
 
@@ -110,8 +114,12 @@ class RedisDriver:
         # With an injected clock (tests) time moves only when the test says so: migrate on every take,
         # so that what a take returns depends on that clock alone, never on how fast the test ran.
         self._migrate_every_secs = MIGRATE_EVERY_SECS if clock_ms is None else 0.0
+        self.space = keyspace_of(config.prefix, config.url)  # every key name comes from here
         self.scripts = Reservations(
-            self._client, visibility_ms=round(config.visibility_timeout_secs * 1000), clock_ms=clock_ms
+            self._client,
+            visibility_ms=round(config.visibility_timeout_secs * 1000),
+            clock_ms=clock_ms,
+            space=self.space,
         )
 
     @property
@@ -122,11 +130,11 @@ class RedisDriver:
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        import redis as redis_py
-
         try:
             yield
-        except (redis_py.ConnectionError, redis_py.TimeoutError) as exc:
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
             raise ConnectionUnavailable(f"redis connection {self.name!r} ({redact(self.config.url)}): {exc}") from None
 
     def push(self, queue: str, body: str) -> None:
@@ -136,18 +144,33 @@ class RedisDriver:
         if not bodies:
             return
         with self._errors():
-            if self.reserving:
-                self.scripts.push(queue, bodies)
+            if self.config.wait_replicas:
+                self._replicated(queue, lambda pipe: self._push(queue, bodies, pipe))
             else:
-                # One LPUSH of many values inserts them left to right: the first body is taken first.
-                self._client.lpush(queue_key(queue), *bodies)
+                self._push(queue, bodies, self._client)
+
+    def _push(self, queue: str, bodies: Sequence[str], client: Any) -> None:
+        if self.reserving:
+            self.scripts.push(queue, bodies, client=client)
+        else:
+            # One LPUSH of many values inserts them left to right: the first body is taken first.
+            client.lpush(self.space.base(queue), *bodies)
+
+    def _replicated(self, queue: str, write: Callable[[Any], None]) -> None:
+        """``write`` then WAIT for ``wait_replicas`` replicas (see redis_topology.write_replicated)."""
+        timeout_ms = max(1, round(self.config.wait_timeout_secs * 1000))
+        write_replicated(self._client, self.space.base(queue), write, self.config.wait_replicas, timeout_ms)
 
     def later(self, queue: str, bodies: Sequence[str], delay_secs: float) -> None:
         if delay_secs <= 0:
             self.push_many(queue, bodies)
             return
         with self._errors():
-            self.scripts.later(queue, bodies, delay_ms(delay_secs))
+            if self.config.wait_replicas:
+                delay = delay_ms(delay_secs)
+                self._replicated(queue, lambda pipe: self.scripts.later(queue, bodies, delay, client=pipe))
+            else:
+                self.scripts.later(queue, bodies, delay_ms(delay_secs))
 
     def pop(self, queues: Sequence[str], timeout_secs: float) -> Delivery | None:
         taken = self.take(queues, timeout_secs)[1]
@@ -194,7 +217,7 @@ class RedisDriver:
             back = self.scripts.give_back(receipts) if receipts else 0
             # Without reservations a taken job exists only here: back onto the tail, newest first.
             for delivery in reversed(plain):
-                self._client.rpush(queue_key(delivery.queue), delivery.body)
+                self._client.rpush(self.space.base(delivery.queue), delivery.body)
         return back + len(plain)
 
     def _brpop(self, queues: Sequence[str], timeout_secs: float) -> Delivery | None:
@@ -204,15 +227,16 @@ class RedisDriver:
             self.scripts.promote(queues)
         if timeout_secs <= 0:  # no wait asked for, and BRPOP with 0 would block for ever
             for queue in queues:
-                body = self._client.rpop(queue_key(queue))
+                body = self._client.rpop(self.space.base(queue))
                 if body is not None:
                     return Delivery(queue=queue, body=_as_bytes(body))
             return None
-        reply = self._client.brpop([queue_key(q) for q in queues], timeout=timeout_secs)
+        keys = {self.space.base(q): q for q in queues}
+        reply = self._client.brpop(list(keys), timeout=timeout_secs)
         if reply is None:
             return None
         key, body = reply
-        return Delivery(queue=_as_bytes(key)[len(_PREFIX_BYTES) :].decode(), body=_as_bytes(body))
+        return Delivery(queue=keys[_as_bytes(key).decode()], body=_as_bytes(body))
 
     def ack(self, delivery: Delivery) -> bool:
         if delivery.receipt is None:
@@ -235,7 +259,7 @@ class RedisDriver:
 
     def size(self, queue: str) -> int:
         with self._errors():
-            return int(self._client.llen(queue_key(queue)))
+            return int(self._client.llen(self.space.base(queue)))
 
     def close(self) -> None:
         self._client.close()

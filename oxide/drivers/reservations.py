@@ -20,15 +20,17 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from .keyspace import PLAIN, KeySpace
+
 __all__ = ["Reservations", "Reserved", "keys_of"]
 
 SUFFIXES = ("", ":reserved", ":delayed", ":notify", ":crashes")
 READY, RESERVED, DELAYED, NOTIFY, CRASHES = range(5)
 
 
-def keys_of(queue: str) -> list[str]:
-    """The five keys of one queue, in the order the scripts expect them."""
-    base = "oxide:queue:" + queue
+def keys_of(queue: str, space: KeySpace = PLAIN) -> list[str]:
+    """The five keys of one queue, in the order the scripts expect them (names: ``keyspace.py``)."""
+    base = space.base(queue)
     return [base + suffix for suffix in SUFFIXES]
 
 
@@ -57,8 +59,11 @@ def _script_text(name: str) -> str:
 class Reservations:
     """Reserve, acknowledge, release and extend jobs atomically with the Lua scripts."""
 
-    def __init__(self, client: Any, *, visibility_ms: int, clock_ms: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self, client: Any, *, visibility_ms: int, clock_ms: Callable[[], int] | None = None, space: KeySpace = PLAIN
+    ) -> None:
         self.client = client
+        self.space = space
         self.visibility_ms = visibility_ms
         self._clock_ms = clock_ms
         self._scripts = {
@@ -78,7 +83,10 @@ class Reservations:
         if layout is None:
             if len(self._layouts) >= 64:  # callers passing ever new lists must not grow this without bound
                 self._layouts.clear()
-            layout = ([key for queue in names for key in keys_of(queue)], {q: i for i, q in enumerate(names, 1)})
+            layout = (
+                [key for queue in names for key in keys_of(queue, self.space)],
+                {q: i for i, q in enumerate(names, 1)},
+            )
             self._layouts[names] = layout
         return layout
 
@@ -123,28 +131,32 @@ class Reservations:
         for job in jobs:
             by_queue.setdefault(job.queue, []).append(job.member)
         for queue, members in by_queue.items():
-            keys = keys_of(queue)
+            keys = keys_of(queue, self.space)
             back += int(self._scripts["give_back"](keys=[keys[RESERVED], keys[READY], keys[NOTIFY]], args=members))
         return back
 
-    def push(self, queue: str, bodies: Sequence[str | bytes]) -> None:
-        """Add jobs to the back of ``queue`` (oldest first) and wake one idle worker per job."""
-        keys = keys_of(queue)
-        self._scripts["push"](keys=[keys[READY], keys[NOTIFY]], args=list(bodies))
+    def push(self, queue: str, bodies: Sequence[str | bytes], *, client: Any = None) -> None:
+        """Add jobs to the back of ``queue`` (oldest first) and wake one idle worker per job.
 
-    def later(self, queue: str, bodies: Sequence[str | bytes], delay_ms: int) -> None:
-        """Make jobs ready in ``queue`` after ``delay_ms``."""
-        keys = keys_of(queue)
-        self._scripts["later"](keys=[keys[DELAYED]], args=[self._now(), delay_ms, self._token(), *bodies])
+        ``client``: a pipeline to queue the call on instead (a push followed by WAIT)."""
+        keys = keys_of(queue, self.space)
+        self._scripts["push"](keys=[keys[READY], keys[NOTIFY]], args=list(bodies), client=client)
+
+    def later(self, queue: str, bodies: Sequence[str | bytes], delay_ms: int, *, client: Any = None) -> None:
+        """Make jobs ready in ``queue`` after ``delay_ms`` (``client``: as for :meth:`push`)."""
+        keys = keys_of(queue, self.space)
+        self._scripts["later"](
+            keys=[keys[DELAYED]], args=[self._now(), delay_ms, self._token(), *bodies], client=client
+        )
 
     def ack(self, job: Reserved) -> bool:
         """The job is done; False if its reservation had expired (it may run again elsewhere)."""
-        keys = keys_of(job.queue)
+        keys = keys_of(job.queue, self.space)
         return bool(self._scripts["ack"](keys=[keys[RESERVED], keys[CRASHES]], args=[job.member]))
 
     def release(self, job: Reserved, body: str | bytes, delay_ms: int = 0) -> bool:
         """Queue ``body`` (the job with its attempts raised) again, now or after ``delay_ms``."""
-        keys = keys_of(job.queue)
+        keys = keys_of(job.queue, self.space)
         return bool(
             self._scripts["release"](
                 keys=[keys[RESERVED], keys[CRASHES], keys[READY], keys[DELAYED], keys[NOTIFY]],
@@ -154,14 +166,14 @@ class Reservations:
 
     def extend(self, job: Reserved) -> bool:
         """Push the job's deadline a visibility timeout forward; False if it had already expired."""
-        keys = keys_of(job.queue)
+        keys = keys_of(job.queue, self.space)
         return bool(self._scripts["extend"](keys=[keys[RESERVED]], args=[job.member, self._now(), self.visibility_ms]))
 
     def promote(self, queues: Sequence[str]) -> int:
         """Move due delayed jobs into their queues (reserve does this itself); returns how many moved."""
-        keys = [key for queue in queues for key in keys_of(queue)[READY : DELAYED + 1 : DELAYED]]
+        keys = [key for queue in queues for key in keys_of(queue, self.space)[READY : DELAYED + 1 : DELAYED]]
         return int(self._scripts["promote"](keys=keys, args=[self._now()]))
 
     def wait(self, queues: Sequence[str], timeout_secs: float) -> None:
         """Block until a producer signals one of ``queues`` or the timeout passes (one BRPOP for all)."""
-        self.client.brpop([keys_of(q)[NOTIFY] for q in queues], timeout=timeout_secs)
+        self.client.brpop([keys_of(q, self.space)[NOTIFY] for q in queues], timeout=timeout_secs)

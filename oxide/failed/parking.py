@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..drivers.keyspace import PLAIN, KeySpace
 from ..errors import OxideError
 from . import FailedJob, FailedJobProvider, StoredFailedJob
 from .store import with_uuid
@@ -95,26 +96,24 @@ class Parking(Protocol):
 class RedisParking:
     """Records in the Redis lists ``oxide:queue:<queue>:failed`` of one connection."""
 
-    def __init__(self, client: Any, description: str = "redis") -> None:
+    def __init__(self, client: Any, description: str = "redis", space: KeySpace = PLAIN) -> None:
         self.client = client
-        self.where = f"{description} lists oxide:queue:<queue>:failed"
+        self.space = space  # the connection's key names (drivers/keyspace.py): hash-tagged on a cluster
+        self.where = f"{description} lists {space.base('<queue>')}:failed"
 
-    @staticmethod
-    def key(queue: str) -> str:
+    def key(self, queue: str) -> str:
         """The list that holds ``queue``'s parked failures."""
-        from ..drivers.redis import queue_key
-
-        return queue_key(queue) + PARKED_SUFFIX
+        return self.space.base(queue) + PARKED_SUFFIX
 
     def keys(self) -> list[str]:
         """Every parked-failure list on this server."""
-        from ..drivers.redis import KEY_PREFIX
-
         found = []
-        for raw in self._call(lambda: list(self.client.scan_iter(match=f"{KEY_PREFIX}*{PARKED_SUFFIX}", count=1000))):
+        pattern = f"{self.space.prefix}*{PARKED_SUFFIX}"
+        for raw in self._call(lambda: list(self.client.scan_iter(match=pattern, count=1000))):
             key = raw.decode() if isinstance(raw, bytes) else str(raw)
-            queue = key[len(KEY_PREFIX) : -len(PARKED_SUFFIX)]
-            if queue and ":" not in queue:  # other structures (oxide:queue:q:x:failed) are not ours
+            parts = self.space.split(key)
+            # Other structures (oxide:queue:q:x:failed) are not ours.
+            if parts is not None and parts[0] and ":" not in parts[0] and parts[1] == PARKED_SUFFIX[1:]:
                 found.append(key)
         return sorted(found)
 

@@ -17,6 +17,11 @@ For the whole connection (the empty queue name, which no queue can have, stands 
 
 ``namespace`` puts the connection-wide keys under ``oxide:queue:<namespace>:``: tests use it, so
 that a restart signal of one test reaches no other test's workers on the same server.
+
+``oxide:queue:`` is the connection's ``prefix``; on a cluster the names carry a hash tag
+(``drivers/keyspace.py``). There, unless the prefix holds the tag, each queue's keys and the
+connection-wide keys live on slots of their own: the heartbeat's writes then go in a pipeline
+that is not one transaction, and ``observe.lua`` runs on its own, once per queue.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from importlib import resources
 from typing import Any
 
 from ..config import ConnectionConfig, redact_url
+from ..drivers.keyspace import PLAIN, KeySpace, keyspace_of
+from ..drivers.redis_topology import is_unavailable
 from ..drivers.reservations import DELAYED, NOTIFY, READY, RESERVED, keys_of
 from ..errors import ConnectionUnavailable
 from . import (
@@ -53,14 +60,14 @@ MARK_MAX_BYTES = 65536  # a newest job larger than this is not copied into the m
 MARKS_KEPT = 256
 
 
-def queue_ops_key(queue: str, suffix: str) -> str:
+def queue_ops_key(queue: str, suffix: str, space: KeySpace = PLAIN) -> str:
     """One of the operator keys of ``queue``: its list's key and ``:<suffix>``."""
-    return f"{keys_of(queue)[READY]}:{suffix}"
+    return f"{space.base(queue)}:{suffix}"
 
 
-def connection_key(name: str, namespace: str = "") -> str:
+def connection_key(name: str, namespace: str = "", space: KeySpace = PLAIN) -> str:
     """A key of the whole connection: the queue list's key of the empty queue name, ``:<name>``."""
-    return f"{keys_of(namespace)[READY]}:{name}"
+    return f"{space.base(namespace)}:{name}"
 
 
 def _text(value: Any) -> str:
@@ -79,20 +86,46 @@ class RedisOps:
         self.config = config
         self.namespace = DEFAULT_NAMESPACE if namespace is None else namespace
         self.client: Any = client if client is not None else connect(config.url, read_timeout_secs=10)
+        self.space = keyspace_of(config.prefix, config.url)
+        # Keys on several slots can share no transaction, nor one script call inside a pipeline.
+        self._atomic = not self.space.tag_per_queue
+        self._observe_apart = self.space.cluster
+        self._mget = not self.space.cluster  # a cluster pipeline refuses MGET
         self._clock_ms = clock_ms
         text = resources.files("oxide.ops").joinpath("lua", "observe.lua").read_text(encoding="utf-8")
         self._observe = self.client.register_script(text)
 
     def _key(self, name: str) -> str:
-        return connection_key(name, self.namespace)
+        return connection_key(name, self.namespace, self.space)
+
+    def _qkey(self, queue: str, suffix: str) -> str:
+        return queue_ops_key(queue, suffix, self.space)
+
+    def _observe_on(self, pipe: Any, queues: Sequence[str], read: bool) -> list[Any]:
+        """Run observe.lua for each queue: queued on ``pipe``, or at once on a cluster (returned)."""
+        out = []
+        for queue in queues:
+            keys = [keys_of(queue, self.space)[READY], self._qkey(queue, "marks")]
+            args: list[Any] = [self._now_arg(), MARK_MAX_BYTES, MARKS_KEPT, "1" if read else "0"]
+            # A cluster pipeline cannot load a script a node lacks (a promoted replica): call it alone.
+            out.append(self._observe(keys=keys, args=args, client=None if self._observe_apart else pipe))
+        return out
+
+    def _get_many(self, pipe: Any, keys: Sequence[str]) -> None:
+        """Queue reads of ``keys`` on ``pipe``: one MGET, or on a cluster one GET each."""
+        if self._mget:
+            pipe.mget(keys)
+        else:
+            for key in keys:
+                pipe.get(key)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        import redis as redis_py
-
         try:
             yield
-        except (redis_py.ConnectionError, redis_py.TimeoutError) as exc:
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
             raise ConnectionUnavailable(
                 f"redis connection {self.name!r} ({redact_url(self.config.url)}): {exc}"
             ) from None
@@ -112,20 +145,18 @@ class RedisOps:
     def stats(self, queues: Sequence[str]) -> list[QueueStats]:
         with self._errors():
             pipe = self.client.pipeline(transaction=False)
+            observed = self._observe_on(pipe, queues, read=True)
             for queue in queues:
-                keys = keys_of(queue)
-                self._observe(
-                    keys=[keys[READY], queue_ops_key(queue, "marks")],
-                    args=[self._now_arg(), MARK_MAX_BYTES, MARKS_KEPT, "1"],
-                    client=pipe,
-                )
+                keys = keys_of(queue, self.space)
                 pipe.zcard(keys[RESERVED])
                 pipe.zcard(keys[DELAYED])
             replies = pipe.execute()
+            if not self._observe_apart:
+                observed, replies = replies[: len(queues)], replies[len(queues) :]
             pauses = self.paused(queues)
         out = []
         for i, queue in enumerate(queues):
-            (ready, age_ms), reserved, delayed = replies[3 * i], replies[3 * i + 1], replies[3 * i + 2]
+            (ready, age_ms), reserved, delayed = observed[i], replies[2 * i], replies[2 * i + 1]
             out.append(
                 QueueStats(
                     connection=self.name,
@@ -143,15 +174,19 @@ class RedisOps:
         from ..drivers import check_queue_name
         from ..errors import QueueNameError
 
-        base = keys_of("")[READY]
         found: set[str] = set()
         with self._errors():
             found.update(_text(q) for q in self.client.smembers(self._key("queues")))
-            for raw in self.client.scan_iter(match=f"{base}*", count=1000):
-                rest = _text(raw)[len(base) :]
-                name, _, suffix = rest.partition(":")
-                if suffix in ("", "delayed", "reserved", "paused", "metrics"):
-                    found.add(name)
+            for raw in self.client.scan_iter(match=f"{self.space.prefix}*", count=1000):
+                name_and_suffix = self.space.split(_text(raw))
+                if name_and_suffix is not None and name_and_suffix[1] in (
+                    "",
+                    "delayed",
+                    "reserved",
+                    "paused",
+                    "metrics",
+                ):
+                    found.add(name_and_suffix[0])
         names = []
         for name in found:
             try:
@@ -161,12 +196,12 @@ class RedisOps:
         return sorted(names)
 
     def clear(self, queue: str) -> int:
-        keys = keys_of(queue)
+        keys = keys_of(queue, self.space)
         with self._errors():
             pipe = self.client.pipeline(transaction=True)
             pipe.llen(keys[READY])
             pipe.zcard(keys[DELAYED])
-            pipe.delete(keys[READY], keys[DELAYED], keys[NOTIFY], queue_ops_key(queue, "marks"))
+            pipe.delete(keys[READY], keys[DELAYED], keys[NOTIFY], self._qkey(queue, "marks"))
             ready, delayed, _ = pipe.execute()
         return int(ready) + int(delayed)
 
@@ -177,25 +212,27 @@ class RedisOps:
         until = None if duration_secs is None else now + max(1, round(duration_secs * 1000))
         value = json.dumps({"since_ms": now, "until_ms": until})
         with self._errors():
-            pipe = self.client.pipeline(transaction=True)
+            pipe = self.client.pipeline(transaction=self._atomic)
             if until is None:
-                pipe.set(queue_ops_key(queue, "paused"), value)
+                pipe.set(self._qkey(queue, "paused"), value)
             else:
-                pipe.set(queue_ops_key(queue, "paused"), value, px=until - now)
+                pipe.set(self._qkey(queue, "paused"), value, px=until - now)
             pipe.sadd(self._key("queues"), queue)
             pipe.execute()
         return Pause(now, until)
 
     def resume(self, queue: str) -> bool:
         with self._errors():
-            return bool(self.client.delete(queue_ops_key(queue, "paused")))
+            return bool(self.client.delete(self._qkey(queue, "paused")))
 
     def paused(self, queues: Sequence[str]) -> dict[str, Pause]:
         if not queues:
             return {}
         with self._errors():
-            values = self.client.mget([queue_ops_key(q, "paused") for q in queues])
-        return _pauses(queues, values)
+            pipe = self.client.pipeline(transaction=False)
+            self._get_many(pipe, [self._qkey(q, "paused") for q in queues])
+            replies = pipe.execute()
+        return _pauses(queues, replies[0] if self._mget else replies)
 
     def request_restart(self) -> str:
         mark = str(self.now_ms())
@@ -215,24 +252,21 @@ class RedisOps:
     ) -> Control:
         ttl_ms = round(ttl_secs * 1000)
         with self._errors():
-            pipe = self.client.pipeline(transaction=True)
+            pipe = self.client.pipeline(transaction=self._atomic)
             pipe.set(self._key(f"worker:{record.id}"), json.dumps(record.to_dict()), px=ttl_ms)
             pipe.zadd(self._key("workers"), {record.id: round(record.started_at * 1000)}, nx=True)
             if queues:
                 pipe.sadd(self._key("queues"), *queues)
             self._add_metrics(pipe, deltas)
-            for queue in queues:
-                self._observe(
-                    keys=[keys_of(queue)[READY], queue_ops_key(queue, "marks")],
-                    args=[self._now_arg(), MARK_MAX_BYTES, MARKS_KEPT, "0"],
-                    client=pipe,
-                )
+            self._observe_on(pipe, queues, read=False)
             pipe.get(self._key("restart"))
             if queues:
-                pipe.mget([queue_ops_key(q, "paused") for q in queues])
+                self._get_many(pipe, [self._qkey(q, "paused") for q in queues])
             replies = pipe.execute()
-        paused = _pauses(queues, replies[-1]) if queues else {}
-        restart = replies[-2] if queues else replies[-1]
+        held = (1 if self._mget else len(queues)) if queues else 0  # replies of the pause reads
+        restart = replies[-1 - held]
+        values = replies[len(replies) - held :]
+        paused = _pauses(queues, values[0] if self._mget and queues else values)
         return Control(frozenset(paused), None if restart is None else _text(restart))
 
     def _add_metrics(self, pipe: Any, deltas: MetricDeltas) -> None:
@@ -240,14 +274,14 @@ class RedisOps:
             return
         minute = self.now_ms() // 60_000
         for (queue, listener), counts in deltas.counts.items():
-            key = queue_ops_key(queue, "metrics")
+            key = self._qkey(queue, "metrics")
             for outcome, n in counts.items():
                 pipe.hincrby(key, f"{outcome}|{listener}", n)
             for index, n in deltas.buckets.get((queue, listener), {}).items():
                 pipe.hincrby(key, f"b{index}|{listener}", n)
             pipe.hincrbyfloat(key, f"secs|{listener}", deltas.seconds.get((queue, listener), 0.0))
         for queue, figures in deltas.per_queue().items():
-            key = queue_ops_key(queue, f"minute:{minute}")
+            key = self._qkey(queue, f"minute:{minute}")
             for name, value in figures.items():
                 if name == "secs":
                     pipe.hincrbyfloat(key, name, value)
@@ -257,7 +291,7 @@ class RedisOps:
 
     def forget_worker(self, worker_id: str) -> None:
         with self._errors():
-            pipe = self.client.pipeline(transaction=True)
+            pipe = self.client.pipeline(transaction=self._atomic)
             pipe.delete(self._key(f"worker:{worker_id}"))
             pipe.zrem(self._key("workers"), worker_id)
             pipe.execute()
@@ -267,7 +301,10 @@ class RedisOps:
             ids = [_text(i) for i in self.client.zrange(self._key("workers"), 0, -1)]
             if not ids:
                 return []
-            values = self.client.mget([self._key(f"worker:{i}") for i in ids])
+            pipe = self.client.pipeline(transaction=False)
+            self._get_many(pipe, [self._key(f"worker:{i}") for i in ids])
+            values = pipe.execute()
+            values = values[0] if self._mget else values
             # A record that expired is a worker that stopped beating (killed): forget its id too.
             gone = [i for i, v in zip(ids, values, strict=True) if v is None]
             if gone:
@@ -281,7 +318,7 @@ class RedisOps:
         with self._errors():
             pipe = self.client.pipeline(transaction=False)
             for queue in queues:
-                pipe.hgetall(queue_ops_key(queue, "metrics"))
+                pipe.hgetall(self._qkey(queue, "metrics"))
             hashes = pipe.execute()
         out = []
         for queue, fields in zip(queues, hashes, strict=True):
@@ -308,7 +345,7 @@ class RedisOps:
             pipe = self.client.pipeline(transaction=False)
             for queue in queues:
                 for minute in span:
-                    pipe.hgetall(queue_ops_key(queue, f"minute:{minute}"))
+                    pipe.hgetall(self._qkey(queue, f"minute:{minute}"))
             replies = iter(pipe.execute())
         out = []
         for queue in queues:

@@ -99,6 +99,10 @@ class Worker:
             if names.count(name) > 1:
                 raise QueueNameError(f"queue {name!r} is listed twice: {','.join(names)}")
         self.queues: tuple[str, ...] = tuple(names)
+        if self.connection.driver == "redis":  # on a cluster, one take's queues must share a slot
+            from ..drivers.keyspace import keyspace_of
+
+            keyspace_of(self.connection.prefix, self.connection.url).check_one_slot(names, self.connection.name)
         self.options = options = options if options is not None else WorkerOptions()
         self.concurrency = options.concurrency or self.connection.concurrency
         self.stop_timeout_secs = (

@@ -114,6 +114,15 @@ def _redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     )
 
 
+def _redis_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    # The hash tag in the prefix keeps every queue of the test on one slot: a priority list may name several.
+    cluster = request.getfixturevalue("redis_cluster")
+    config = dataclasses.replace(
+        _redis_config("redis-cluster"), url=cluster.url, prefix=request.getfixturevalue("cluster_prefix")
+    )
+    yield Backend(lambda clock: RedisDriver(config, clock_ms=clock), request.getfixturevalue("key_prefix"))
+
+
 def _database(dialect: str, url: str, root: Path) -> Backend:
     parsed = parse_database_url(url)
     migrator_db = connect_database(parsed, root, create=True)
@@ -158,6 +167,7 @@ def _mysql(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Iterator[Backend]]] = {
     "fakeredis": _fakeredis,
     "redis": _redis,
+    "redis-cluster": _redis_cluster,
     "sqlite": _sqlite,
     "postgresql": _postgresql,
     "mysql": _mysql,
@@ -166,7 +176,7 @@ BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Iterator[Backend]]] 
 
 @pytest.fixture(params=list(BACKENDS))
 def driver_under_test(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DriverUnderTest]:
-    """The same test against every backend: fakeredis, Redis, and the database driver on each database."""
+    """The same test against every backend: fakeredis, Redis, a Redis Cluster, and the database driver on each database."""
     for backend in BACKENDS[request.param](request, tmp_path):
         dut = DriverUnderTest(request.param, backend)
         try:

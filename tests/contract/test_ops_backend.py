@@ -178,10 +178,10 @@ def test_a_worker_that_stops_beating_drops_out_when_its_record_expires(dut: Driv
     if isinstance(ops, RedisOps):
         # Redis expires the record by its own clock (tests/integration/test_ops_cli.py waits for it
         # after a kill -9); here the expiry is done as Redis does it, and the listing forgets the id.
-        assert 0 < ops.client.pttl(connection_key("worker:w", ops.namespace)) <= 5000
-        ops.client.delete(connection_key("worker:w", ops.namespace))
+        assert 0 < ops.client.pttl(connection_key("worker:w", ops.namespace, ops.space)) <= 5000
+        ops.client.delete(connection_key("worker:w", ops.namespace, ops.space))
         assert ops.workers() == []
-        assert ops.client.zcard(connection_key("workers", ops.namespace)) == 0
+        assert ops.client.zcard(connection_key("workers", ops.namespace, ops.space)) == 0
         return
     dut.clock.advance(0.2)
     assert ops.workers() == []

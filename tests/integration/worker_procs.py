@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from oxide.wire import Job
+from tests.cluster.servers import port_is_free
 from tests.conftest import service_missing
 
 REPO = Path(__file__).resolve().parents[2]
@@ -156,16 +156,6 @@ PORTS = os.environ.get("OXIDE_TEST_PRIVATE_REDIS_PORTS", "6391-6399")
 def port_range(text: str = PORTS) -> range:
     first, _, last = text.partition("-")
     return range(int(first), int(last or first) + 1)
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def free_port() -> int:

@@ -83,7 +83,7 @@ def test_a_password_written_twice_in_a_url_is_hidden_twice(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path, environ={})
     assert str(info.value) == (
-        f"{tmp_path / 'queue.toml'}: connections.redis.url: expected a redis://, rediss:// or unix:// URL, "
+        f"{tmp_path / 'queue.toml'}: connections.redis.url: expected a redis://, rediss://, unix://, redis+cluster:// or redis+sentinel:// URL, "
         "got 'http://app:***@h1/0?next=http://app:***@h2/0'"
     )
 

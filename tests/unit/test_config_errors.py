@@ -204,7 +204,7 @@ CASES = [
         QUEUE,
         '[connections.redis]\ndriver = "redis"\nurl = "http://user:hunter2@h:6379"\n',
         "connections.redis.url",
-        ("expected a redis://, rediss:// or unix:// URL", "user:***@h"),
+        ("expected a redis://, rediss://, unix://, redis+cluster:// or redis+sentinel:// URL", "user:***@h"),
         absent=("hunter2",),
     ),
     Case(
@@ -212,7 +212,7 @@ CASES = [
         QUEUE,
         '[connections.redis]\ndriver = "redis"\nurl = "${REDIS_URL}"\n',
         "connections.redis.url",
-        ("expected a redis://, rediss:// or unix:// URL", "(from ${REDIS_URL})"),
+        ("expected a redis://, rediss://, unix://, redis+cluster:// or redis+sentinel:// URL", "(from ${REDIS_URL})"),
         env=(("REDIS_URL", "127.0.0.1:6379"),),
     ),
     # queue.toml: top level
