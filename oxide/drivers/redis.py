@@ -181,7 +181,7 @@ class RedisDriver:
                 taken = self.scripts.reserve(queues, limit)
             if not taken and limit > 0 and timeout_secs > 0:  # BRPOP with 0 would block for ever
                 self.scripts.wait(queues, min(timeout_secs, self.config.poll_interval_secs))
-                taken = self.scripts.reserve(queues, limit)
+                taken = self.scripts.reserve(queues, limit, pass_on=True)
         flags = iter(held)
         acked = [True if d.receipt is None else next(flags) for d in done]
         return acked, [Delivery(queue=j.queue, body=j.body, receipt=j, expirations=j.crashes) for j in taken]
@@ -238,4 +238,6 @@ class RedisDriver:
             return int(self._client.llen(queue_key(queue)))
 
     def close(self) -> None:
+        if self.scripts.lane is not None:
+            self.scripts.lane.close()
         self._client.close()
