@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import ops
+from bench import designs, ops
 from bench.tick import read_result
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -334,6 +334,7 @@ def figures_for(s: Settings) -> dict[str, Figure]:
         Figure("drain_prefetch", "oxide worker, --prefetch 50", "jobs/s", baseline="raw_brpop", target=">= 3x"),
         Figure("drain_c8", "oxide worker, --concurrency 8", "jobs/s", baseline="raw_brpop"),
     ]
+    fs += designs.figures(Figure)
     fs += [Figure(f"peer_{p}", f"{p} worker", "jobs/s", baseline="raw_brpop") for p in PEERS]
     fs += [
         Figure("failed_sqlite", "failed_jobs inserts, SQLite", "rows/s"),
@@ -386,6 +387,7 @@ def run(url: str, s: Settings, workdir: Path, only: set[str] | None) -> dict[str
         ("drain_plain", lambda: drain(url, "oxide", nd, workdir, "--visibility", "0")[0]),
         ("drain_prefetch", lambda: drain(url, "oxide", nd, workdir, "--prefetch", "50")[0]),
         ("drain_c8", lambda: drain(url, "oxide", nd, workdir, "--concurrency", "8")[0]),
+        *designs.cases(url, nd, n),
         *[(f"peer_{p}", lambda p=p: drain(url, p, nd, workdir)[0]) for p in PEERS],  # type: ignore[misc]
         ("failed_sqlite", lambda: failed_inserts("sqlite", s.n_failed, workdir)),
         ("failed_postgresql", lambda: failed_inserts("postgresql", s.n_failed, workdir)),

@@ -68,7 +68,17 @@ class Lane:
 
     def call(self, command: bytes) -> Any:
         """Send one packed command and return its reply (an error reply raises redis-py's error)."""
-        return self.call_many([command])[0]
+        held = getattr(self._local, "held", None)
+        connection = held[1] if held is not None and held[0] == os.getpid() else self._connection()
+        try:
+            connection.send_packed_command((command,))
+            return connection.read_response()
+        except self._response_error:
+            raise  # the server answered: the connection is fine
+        except BaseException:
+            # Cut mid-way (a lost connection, a signal's exception): a reply may be left unread.
+            connection.disconnect()
+            raise
 
     def call_many(self, commands: Sequence[bytes]) -> list[Any]:
         """Send packed commands in one write and return their replies, in order; the first error raises."""

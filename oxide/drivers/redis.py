@@ -110,6 +110,10 @@ class RedisDriver:
         # With an injected clock (tests) time moves only when the test says so: migrate on every take,
         # so that what a take returns depends on that clock alone, never on how fast the test ran.
         self._migrate_every_secs = MIGRATE_EVERY_SECS if clock_ms is None else 0.0
+        import redis as redis_py
+
+        # What a lost or unreachable server raises; the take catches it on every call.
+        self._unavailable: tuple[type[BaseException], ...] = (redis_py.ConnectionError, redis_py.TimeoutError)
         self.scripts = Reservations(
             self._client, visibility_ms=round(config.visibility_timeout_secs * 1000), clock_ms=clock_ms
         )
@@ -122,12 +126,13 @@ class RedisDriver:
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        import redis as redis_py
-
         try:
             yield
-        except (redis_py.ConnectionError, redis_py.TimeoutError) as exc:
-            raise ConnectionUnavailable(f"redis connection {self.name!r} ({redact(self.config.url)}): {exc}") from None
+        except self._unavailable as exc:
+            raise self._unavailable_error(exc) from None
+
+    def _unavailable_error(self, exc: BaseException) -> ConnectionUnavailable:
+        return ConnectionUnavailable(f"redis connection {self.name!r} ({redact(self.config.url)}): {exc}")
 
     def push(self, queue: str, body: str) -> None:
         self.push_many(queue, [body])
@@ -163,28 +168,36 @@ class RedisDriver:
         With them off, ``done`` needs nothing and one job is taken with a plain ``BRPOP``.
         Returns, for each job of ``done``, whether its reservation was still held, and the jobs taken.
         """
-        with self._errors():
-            if not self.reserving:
+        if not self.reserving:
+            with self._errors():
                 if limit < 1:  # only acknowledging: nothing to do without reservations, and nothing to take
                     return [True] * len(done), []
                 delivery = self._brpop(queues, timeout_secs)
-                return [True] * len(done), [] if delivery is None else [delivery]
-            receipts = [d.receipt for d in done if d.receipt is not None]
-            now = time.monotonic()
-            migrate = now >= self._next_migration
+            return [True] * len(done), [] if delivery is None else [delivery]
+        receipts = [d.receipt for d in done if d.receipt is not None]
+        now = time.monotonic()
+        migrate = now >= self._next_migration
+        scripts = self.scripts
+        try:
             if migrate:
                 self._next_migration = now + self._migrate_every_secs
-            held, taken = self.scripts.ack_and_reserve(receipts, queues, limit, migrate=migrate)
-            if not taken and not migrate and limit > 0:
-                # Nothing ready: maybe something is due. Look before going to sleep.
-                self._next_migration = now + self._migrate_every_secs
-                taken = self.scripts.reserve(queues, limit)
-            if not taken and limit > 0 and timeout_secs > 0:  # BRPOP with 0 would block for ever
-                self.scripts.wait(queues, min(timeout_secs, self.config.poll_interval_secs))
-                taken = self.scripts.reserve(queues, limit, pass_on=True)
-        flags = iter(held)
-        acked = [True if d.receipt is None else next(flags) for d in done]
-        return acked, [Delivery(queue=j.queue, body=j.body, receipt=j, expirations=j.crashes) for j in taken]
+            held, taken = scripts.ack_and_reserve(receipts, queues, limit, migrate=migrate)
+            if not taken and limit > 0:
+                if not migrate:
+                    # Nothing ready: maybe something is due. Look before going to sleep.
+                    self._next_migration = now + self._migrate_every_secs
+                    taken = scripts.reserve(queues, limit)
+                if not taken and timeout_secs > 0:  # BRPOP with 0 would block for ever
+                    scripts.wait(queues, min(timeout_secs, self.config.poll_interval_secs))
+                    taken = scripts.reserve(queues, limit, pass_on=True)
+        except self._unavailable as exc:
+            raise self._unavailable_error(exc) from None
+        if len(held) == len(done):
+            acked = held
+        else:
+            flags = iter(held)
+            acked = [True if d.receipt is None else next(flags) for d in done]
+        return acked, [Delivery(job.queue, job.body, job, job.crashes) for job in taken]
 
     def give_back(self, deliveries: Sequence[Delivery]) -> int:
         """Return taken jobs never started to the front of their queues, without counting an attempt."""
