@@ -73,18 +73,29 @@ PUSHES = {
 }
 
 
+# Where each design's time goes: its server time per take (INFO commandstats of its command, as
+# bench.run's SERVER_TIME_OF) and the client CPU of the whole loop per take (time.process_time).
+SERVER_COMMAND = {key: "lmove" if key.endswith("_plain") else "evalsha" for key in DESIGNS}
+
+
 def figures(figure: Callable[..., Any]) -> list[Any]:
     """The figures of this module, built with bench.run's Figure."""
-    return [figure(k, label, "jobs/s", baseline="raw_brpop") for k, label in DESIGNS.items()] + [
-        figure(k, label, "jobs/s", baseline="raw_lpush") for k, label in PUSHES.items()
-    ]
+    out = [figure(k, label, "jobs/s", baseline="raw_brpop") for k, label in DESIGNS.items()]
+    out += [figure(k, label, "jobs/s", baseline="raw_lpush") for k, label in PUSHES.items()]
+    out.append(figure("cpu_raw_brpop", "client CPU per take: raw BRPOP + json.loads", "us", higher_is_better=False))
+    for key, label in DESIGNS.items():
+        name = label.removeprefix("take design: ")
+        out.append(figure(f"cpu_{key}", f"client CPU per take: {name}", "us", higher_is_better=False))
+        per = "per LMOVE" if SERVER_COMMAND[key] == "lmove" else "per take"
+        out.append(figure(f"srv_{key}", f"server time {per}: {name}", "us", higher_is_better=False))
+    return out
 
 
-def cases(url: str, n_take: int, n_push: int) -> list[tuple[str, Callable[[], float]]]:
-    """(figure key, measurement) pairs for bench.run's loop."""
+def cases(url: str, n_take: int, n_push: int, figures: dict[str, Any]) -> list[tuple[str, Callable[[], float]]]:
+    """(figure key, measurement) pairs for bench.run's loop; the CPU figures are filled on the way."""
     out: list[tuple[str, Callable[[], float]]] = []
     for key in DESIGNS:
-        out.append((key, functools.partial(take, url, key, n_take)))
+        out.append((key, functools.partial(take, url, key, n_take, figures[f"cpu_{key}"].runs)))
     for key in PUSHES:
         out.append((key, functools.partial(push, url, key, n_push)))
     return out
@@ -96,7 +107,7 @@ def _driver(url: str) -> Any:
     return oxide_app(url, 90.0).driver("redis")
 
 
-def take(url: str, design: str, n: int) -> float:
+def take(url: str, design: str, n: int, cpu_runs: list[float]) -> float:
     from bench.workers import noop_job
     from oxide.drivers.reservations import keys_of
 
@@ -106,12 +117,13 @@ def take(url: str, design: str, n: int) -> float:
     for start in range(0, n, 10_000):
         client.lpush(keys_of(QUEUES[-1])[0], *[body] * min(10_000, n - start))
     step = _take_step(design, driver, client, scripts)
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     previous: Any = None
     for _ in range(n):
         previous, text = step(previous)
         json.loads(text)
     rate = n / (time.perf_counter() - began)
+    cpu_runs.append((time.process_time() - cpu) / n * 1e6)
     driver.close()
     return rate
 
