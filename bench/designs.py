@@ -161,7 +161,7 @@ def _take_step(design: str, driver: Any, client: Any, scripts: Any) -> Callable[
             return taken, taken[0].body
 
         return landed
-    inflight = f"oxide:queue:{QUEUES[-1]}:inflight:bench"
+    inflight = keys_of(QUEUES[-1])[0] + ":inflight:bench"  # one worker's list, beside its queue's keys
     lane = scripts.lane
     if design == "design_take_inflight":
         keys = [k for q in QUEUES for k in (keys_of(q)[0], keys_of(q)[4])] + [inflight]
