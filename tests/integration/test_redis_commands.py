@@ -178,7 +178,7 @@ def test_scripts_are_loaded_again_after_the_script_cache_is_flushed(real_redis: 
     # The busy take's script goes by the driver's lane, which loads it again itself.
     reserving.push(queue, "y")
     real_redis.script_flush()
-    held, busy = reserving.scripts.ack_and_reserve((), [queue], migrate=False)
+    _held, busy = reserving.scripts.ack_and_reserve((), [queue], migrate=False)
     assert [job.body for job in busy] == [b"y"]
     assert reserving.scripts.ack_and_reserve(busy, [queue], 0, migrate=False)[0] == [True]
 
