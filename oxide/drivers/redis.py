@@ -2,8 +2,9 @@
 
 Producers ``LPUSH``; a worker takes from the tail, so each queue is FIFO. A
 take over several queues names every queue in priority order and the server
-takes from the first non-empty one, in one round trip: the ``reserve`` script
-(reservations on, the default) or a multi-key ``BRPOP`` (reservations off).
+takes from the first non-empty one, in one round trip: the ``take`` script
+(reservations on, the default; ``reserve`` every so often and when idle) or a
+multi-key ``BRPOP`` (reservations off).
 The keys and scripts are described in ``docs/reliability.md``.
 
 redis-py is imported only when a redis connection is first used. Its own
@@ -78,7 +79,7 @@ class RedisDriver:
     ``reserve`` script: the job moves atomically into the queue's reserved set,
     so a worker that dies holding it loses nothing. An idle worker blocks on the
     queues' ``:notify`` lists (one BRPOP for all of them) that our producers
-    signal; jobs ``LPUSH``ed by a plain producer, which signals nothing, are
+    signal when they fill an empty queue; jobs ``LPUSH``ed by a plain producer, which signals nothing, are
     found by the next reserve, at most ``poll_interval_secs`` later.
 
     With ``visibility_timeout_secs = 0`` a take is a plain ``BRPOP`` over the
