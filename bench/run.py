@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import cluster, ops
+from bench import cluster, designs, ops
 from bench.tick import read_result
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,7 +102,13 @@ def private_redis() -> Iterator[str]:
             proc.wait(timeout=10)
 
 
-SERVER_TIME_OF = {"raw_brpop": "brpop", "drain": "evalsha", "drain_plain": "brpop", "drain_prefetch": "evalsha"}
+SERVER_TIME_OF = {
+    "raw_brpop": "brpop",
+    "drain": "evalsha",
+    "drain_plain": "brpop",
+    "drain_prefetch": "evalsha",
+    **designs.SERVER_COMMAND,
+}
 
 
 def reset_command_stats(url: str) -> None:
@@ -169,7 +175,7 @@ def raw_lpush_pipelined(url: str, n: int) -> float:
     return timed(n, loop)
 
 
-def raw_brpop(url: str, n: int) -> float:
+def raw_brpop(url: str, n: int, cpu_runs: list[float] | None = None) -> float:
     import redis
 
     client = redis.Redis.from_url(url)
@@ -185,7 +191,11 @@ def raw_brpop(url: str, n: int) -> float:
             _key, value = client.brpop(keys, timeout=1)
             json.loads(value)
 
-    return timed(n, loop)
+    cpu = time.process_time()
+    rate = timed(n, loop)
+    if cpu_runs is not None:  # the client CPU per take, beside the take designs' (bench/designs.py)
+        cpu_runs.append((time.process_time() - cpu) / n * 1e6)
+    return rate
 
 
 def oxide_push(url: str, n: int) -> float:
@@ -334,6 +344,7 @@ def figures_for(s: Settings) -> dict[str, Figure]:
         Figure("drain_prefetch", "oxide worker, --prefetch 50", "jobs/s", baseline="raw_brpop", target=">= 3x"),
         Figure("drain_c8", "oxide worker, --concurrency 8", "jobs/s", baseline="raw_brpop"),
     ]
+    fs += designs.figures(Figure)
     fs += [Figure(f"peer_{p}", f"{p} worker", "jobs/s", baseline="raw_brpop") for p in PEERS]
     fs += [
         Figure("failed_sqlite", "failed_jobs inserts, SQLite", "rows/s"),
@@ -389,11 +400,12 @@ def run(url: str, s: Settings, workdir: Path, only: set[str] | None) -> dict[str
         ("push", lambda: oxide_push(url, n)),
         ("raw_pipeline", lambda: raw_lpush_pipelined(url, n)),
         ("push_many", lambda: oxide_push_many(url, n)),
-        ("raw_brpop", lambda: raw_brpop(url, nd)),
+        ("raw_brpop", lambda: raw_brpop(url, nd, figures["cpu_raw_brpop"].runs)),
         ("drain", lambda: drain(url, "oxide", nd, workdir)[0]),
         ("drain_plain", lambda: drain(url, "oxide", nd, workdir, "--visibility", "0")[0]),
         ("drain_prefetch", lambda: drain(url, "oxide", nd, workdir, "--prefetch", "50")[0]),
         ("drain_c8", lambda: drain(url, "oxide", nd, workdir, "--concurrency", "8")[0]),
+        *designs.cases(url, nd, n, figures),
         *[(f"peer_{p}", lambda p=p: drain(url, p, nd, workdir)[0]) for p in PEERS],  # type: ignore[misc]
         ("failed_sqlite", lambda: failed_inserts("sqlite", s.n_failed, workdir)),
         ("failed_postgresql", lambda: failed_inserts("postgresql", s.n_failed, workdir)),

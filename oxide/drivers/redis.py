@@ -2,8 +2,9 @@
 
 Producers ``LPUSH``; a worker takes from the tail, so each queue is FIFO. A
 take over several queues names every queue in priority order and the server
-takes from the first non-empty one, in one round trip: the ``reserve`` script
-(reservations on, the default) or a multi-key ``BRPOP`` (reservations off).
+takes from the first non-empty one, in one round trip: the ``take`` script
+(reservations on, the default; ``reserve`` every so often and when idle) or a
+multi-key ``BRPOP`` (reservations off).
 The keys and scripts are described in ``docs/reliability.md``.
 
 redis-py is imported only when a redis connection is first used. Its own
@@ -82,7 +83,7 @@ class RedisDriver:
     ``reserve`` script: the job moves atomically into the queue's reserved set,
     so a worker that dies holding it loses nothing. An idle worker blocks on the
     queues' ``:notify`` lists (one BRPOP for all of them) that our producers
-    signal; jobs ``LPUSH``ed by a plain producer, which signals nothing, are
+    signal when they fill an empty queue; jobs ``LPUSH``ed by a plain producer, which signals nothing, are
     found by the next reserve, at most ``poll_interval_secs`` later.
 
     With ``visibility_timeout_secs = 0`` a take is a plain ``BRPOP`` over the
@@ -135,7 +136,10 @@ class RedisDriver:
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
-            raise ConnectionUnavailable(f"redis connection {self.name!r} ({redact(self.config.url)}): {exc}") from None
+            raise self._unavailable_error(exc) from None
+
+    def _unavailable_error(self, exc: BaseException) -> ConnectionUnavailable:
+        return ConnectionUnavailable(f"redis connection {self.name!r} ({redact(self.config.url)}): {exc}")
 
     def push(self, queue: str, body: str) -> None:
         self.push_many(queue, [body])
@@ -145,21 +149,20 @@ class RedisDriver:
             return
         with self._errors():
             if self.config.wait_replicas:
-                self._replicated(queue, lambda pipe: self._push(queue, bodies, pipe))
+                # One LPUSH of many values inserts them left to right: the first body is taken first.
+                replies = self._replicated(queue, lambda pipe: pipe.lpush(self.space.base(queue), *bodies))
+                if self.reserving:  # a worker with reservations may sleep on an empty queue: wake it
+                    self.scripts.pushed(queue, len(bodies), int(replies[0]))
+            elif self.reserving:
+                self.scripts.push(queue, bodies)
             else:
-                self._push(queue, bodies, self._client)
+                self._client.lpush(self.space.base(queue), *bodies)
 
-    def _push(self, queue: str, bodies: Sequence[str], client: Any) -> None:
-        if self.reserving:
-            self.scripts.push(queue, bodies, client=client)
-        else:
-            # One LPUSH of many values inserts them left to right: the first body is taken first.
-            client.lpush(self.space.base(queue), *bodies)
-
-    def _replicated(self, queue: str, write: Callable[[Any], None]) -> None:
-        """``write`` then WAIT for ``wait_replicas`` replicas (see redis_topology.write_replicated)."""
+    def _replicated(self, queue: str, write: Callable[[Any], object]) -> list[Any]:
+        """``write`` then WAIT for ``wait_replicas`` replicas (see redis_topology.write_replicated);
+        the replies to what ``write`` queued."""
         timeout_ms = max(1, round(self.config.wait_timeout_secs * 1000))
-        write_replicated(self._client, self.space.base(queue), write, self.config.wait_replicas, timeout_ms)
+        return write_replicated(self._client, self.space.base(queue), write, self.config.wait_replicas, timeout_ms)
 
     def later(self, queue: str, bodies: Sequence[str], delay_secs: float) -> None:
         if delay_secs <= 0:
@@ -186,28 +189,38 @@ class RedisDriver:
         With them off, ``done`` needs nothing and one job is taken with a plain ``BRPOP``.
         Returns, for each job of ``done``, whether its reservation was still held, and the jobs taken.
         """
-        with self._errors():
-            if not self.reserving:
+        if not self.reserving:
+            with self._errors():
                 if limit < 1:  # only acknowledging: nothing to do without reservations, and nothing to take
                     return [True] * len(done), []
                 delivery = self._brpop(queues, timeout_secs)
-                return [True] * len(done), [] if delivery is None else [delivery]
-            receipts = [d.receipt for d in done if d.receipt is not None]
-            now = time.monotonic()
-            migrate = now >= self._next_migration
+            return [True] * len(done), [] if delivery is None else [delivery]
+        receipts = [d.receipt for d in done if d.receipt is not None]
+        now = time.monotonic()
+        migrate = now >= self._next_migration
+        scripts = self.scripts
+        try:
             if migrate:
                 self._next_migration = now + self._migrate_every_secs
-            held, taken = self.scripts.ack_and_reserve(receipts, queues, limit, migrate=migrate)
-            if not taken and not migrate and limit > 0:
-                # Nothing ready: maybe something is due. Look before going to sleep.
-                self._next_migration = now + self._migrate_every_secs
-                taken = self.scripts.reserve(queues, limit)
-            if not taken and limit > 0 and timeout_secs > 0:  # BRPOP with 0 would block for ever
-                self.scripts.wait(queues, min(timeout_secs, self.config.poll_interval_secs))
-                taken = self.scripts.reserve(queues, limit)
-        flags = iter(held)
-        acked = [True if d.receipt is None else next(flags) for d in done]
-        return acked, [Delivery(queue=j.queue, body=j.body, receipt=j, expirations=j.crashes) for j in taken]
+            held, taken = scripts.ack_and_reserve(receipts, queues, limit, migrate=migrate)
+            if not taken and limit > 0:
+                if not migrate:
+                    # Nothing ready: maybe something is due. Look before going to sleep.
+                    self._next_migration = now + self._migrate_every_secs
+                    taken = scripts.reserve(queues, limit)
+                if not taken and timeout_secs > 0:  # BRPOP with 0 would block for ever
+                    scripts.wait(queues, min(timeout_secs, self.config.poll_interval_secs))
+                    taken = scripts.reserve(queues, limit, pass_on=True)
+        except Exception as exc:  # the take's own catch: no context manager per call on the hot path
+            if not is_unavailable(exc):
+                raise
+            raise self._unavailable_error(exc) from None
+        if len(held) == len(done):
+            acked = held
+        else:
+            flags = iter(held)
+            acked = [True if d.receipt is None else next(flags) for d in done]
+        return acked, [Delivery(job.queue, job.body, job, job.crashes) for job in taken]
 
     def give_back(self, deliveries: Sequence[Delivery]) -> int:
         """Return taken jobs never started to the front of their queues, without counting an attempt."""
@@ -262,4 +275,6 @@ class RedisDriver:
             return int(self._client.llen(self.space.base(queue)))
 
     def close(self) -> None:
+        if self.scripts.lane is not None:
+            self.scripts.lane.close()
         self._client.close()

@@ -219,8 +219,11 @@ def _node_pipeline(client: Any, key: str) -> Any:
     return client.pipeline(transaction=False)
 
 
-def write_replicated(client: Any, key: str, write: Callable[[Any], None], replicas: int, timeout_ms: int) -> None:
-    """Run ``write(pipeline)`` then ``WAIT replicas timeout_ms`` on the master holding ``key``.
+def write_replicated(
+    client: Any, key: str, write: Callable[[Any], object], replicas: int, timeout_ms: int
+) -> list[Any]:
+    """Run ``write(pipeline)`` then ``WAIT replicas timeout_ms`` on the master holding ``key``, and
+    return the replies to what ``write`` queued.
 
     Raises :class:`NotReplicated` when fewer replicas confirmed. On a cluster, a slot that moved
     since the client last looked (MOVED, ASK: the write did not run) makes it re-read the slots
@@ -233,7 +236,8 @@ def write_replicated(client: Any, key: str, write: Callable[[Any], None], replic
         write(pipe)
         pipe.wait(replicas, timeout_ms)
         try:
-            confirmed = int(pipe.execute()[-1])
+            replies = pipe.execute()
+            confirmed = int(replies[-1])
         except e.AskError:  # MOVED is an AskError too
             if attempt == 2 or not hasattr(client, "nodes_manager"):
                 raise e.ConnectionError(f"{key}: its slot kept moving while pushing") from None
@@ -244,7 +248,8 @@ def write_replicated(client: Any, key: str, write: Callable[[Any], None], replic
                 f"{key}: pushed, but {confirmed} of {replicas} replicas confirmed within {timeout_ms} ms "
                 "(the job is queued; a failover now could lose it)"
             )
-        return
+        return list(replies[:-1])
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 class LazyCluster:

@@ -21,6 +21,7 @@ from importlib import resources
 from typing import Any
 
 from .keyspace import PLAIN, KeySpace
+from .lane import LaneScript, lane_for, packed, packed_head
 
 __all__ = ["Reservations", "Reserved", "keys_of"]
 
@@ -47,6 +48,15 @@ class Reserved:
         return self.member.split(b"|", 1)[1]
 
 
+def _take_keys(queues: Sequence[str], space: KeySpace) -> list[str]:
+    """take.lua's KEYS: each queue's ready list, reserved set and crash counts, in priority order."""
+    keys: list[str] = []
+    for queue in queues:
+        of = keys_of(queue, space)
+        keys += (of[READY], of[RESERVED], of[CRASHES])
+    return keys
+
+
 def _as_bytes(value: Any) -> bytes:
     # A client made with decode_responses=True hands back str.
     return value.encode() if isinstance(value, str) else bytes(value)
@@ -68,8 +78,12 @@ class Reservations:
         self._clock_ms = clock_ms
         self._scripts = {
             name: client.register_script(_script_text(name))
-            for name in ("reserve", "push", "later", "ack", "release", "extend", "promote", "give_back")
+            for name in ("reserve", "take", "later", "ack", "release", "extend", "promote", "give_back")
         }
+        # The take and the push, once per job, go by a lane where the client allows (lane.py).
+        self.lane = lane_for(client)
+        self._takes: dict[tuple[str, ...], LaneScript] = {}
+        self._pushes: dict[str, bytes] = {}  # a queue's packed "LPUSH <key>"
         # Tokens only need to be unique among live members: a random worker id and a counter.
         self._worker = f"{os.getpid():x}{secrets.token_hex(4)}"
         self._counter = itertools.count(1)
@@ -90,31 +104,65 @@ class Reservations:
             self._layouts[names] = layout
         return layout
 
+    def _take_script(self, queues: tuple[str, ...]) -> LaneScript | None:
+        """take.lua with ``queues``' keys and the visibility timeout packed once (None without a lane)."""
+        if self.lane is None:
+            return None
+        script = self._takes.get(queues)
+        if script is None:
+            if len(self._takes) >= 64:
+                self._takes.clear()
+            keys = _take_keys(queues, self.space)
+            script = self._takes[queues] = self.lane.script(
+                _script_text("take"), [*keys, self.visibility_ms], key_count=len(keys)
+            )
+        return script
+
     def _now(self) -> str:
         return "" if self._clock_ms is None else str(self._clock_ms())
 
     def _token(self) -> str:
         return f"{self._worker}.{next(self._counter)}"
 
-    def reserve(self, queues: Sequence[str], limit: int = 1) -> list[Reserved]:
+    def reserve(self, queues: Sequence[str], limit: int = 1, *, pass_on: bool = False) -> list[Reserved]:
         """Up to ``limit`` jobs from the first non-empty queue, in priority order; [] if all are empty."""
-        return self.ack_and_reserve((), queues, limit)[1]
+        return self.ack_and_reserve((), queues, limit, pass_on=pass_on)[1]
 
     def ack_and_reserve(
-        self, done: Sequence[Reserved], queues: Sequence[str], limit: int = 1, *, migrate: bool = True
+        self,
+        done: Sequence[Reserved],
+        queues: Sequence[str],
+        limit: int = 1,
+        *,
+        migrate: bool = True,
+        pass_on: bool = False,
     ) -> tuple[list[bool], list[Reserved]]:
         """Acknowledge ``done``, then take up to ``limit`` jobs as :meth:`reserve` does: one round trip.
 
         Returns, for each job of ``done``, whether its reservation was still held (as :meth:`ack`),
         and the jobs taken. Every job of ``done`` must come from one of ``queues``. ``migrate=False``
-        skips moving due delayed and expired jobs back into the queues this time.
+        skips moving due delayed and expired jobs back into the queues this time (the lean
+        ``take`` script). ``pass_on`` (after a wait) wakes another idle worker if the queue taken
+        from still holds jobs.
         """
         keys, index = self._layout(queues)
-        args: list[Any] = [self._now(), self.visibility_ms, self._token(), limit, "1" if migrate else "0"]
-        if done:
-            for job in done:
-                args += (index[job.queue], job.member)
-        reply = self._scripts["reserve"](keys=keys, args=args)
+        acks: list[Any] = []
+        for job in done:
+            # A negative index: the job was taken with a crash count, to be dropped with it.
+            acks += (-index[job.queue] if job.crashes else index[job.queue], job.member)
+        if migrate or pass_on:
+            args: list[Any] = [self._now(), self.visibility_ms, self._token(), limit, "1" if migrate else "0"]
+            args += ("1" if pass_on else "0", *acks)
+            reply = self._scripts["reserve"](keys=keys, args=args)
+        else:
+            script = self._take_script(tuple(queues))
+            if script is None:
+                args = [self.visibility_ms, limit, self._now(), self._token(), *acks]
+                reply = self._scripts["take"](keys=_take_keys(queues, self.space), args=args)
+            else:
+                tail = [b"%d" % limit, self._now().encode(), self._token().encode()]
+                tail += [a if isinstance(a, bytes) else b"%d" % a for a in acks]
+                reply = script(tail)
         held = [flag == ord("1") for flag in _as_bytes(reply[0])]
         if len(reply) < 2:
             return held, []
@@ -135,12 +183,43 @@ class Reservations:
             back += int(self._scripts["give_back"](keys=[keys[RESERVED], keys[READY], keys[NOTIFY]], args=members))
         return back
 
-    def push(self, queue: str, bodies: Sequence[str | bytes], *, client: Any = None) -> None:
-        """Add jobs to the back of ``queue`` (oldest first) and wake one idle worker per job.
+    def push(self, queue: str, bodies: Sequence[str | bytes]) -> None:
+        """Add jobs to the back of ``queue`` (oldest first); if it was empty, wake an idle worker.
 
-        ``client``: a pipeline to queue the call on instead (a push followed by WAIT)."""
-        keys = keys_of(queue, self.space)
-        self._scripts["push"](keys=[keys[READY], keys[NOTIFY]], args=list(bodies), client=client)
+        One ``LPUSH``: it answers the queue's new length, and only a queue that was empty can have
+        workers asleep on it (a worker sleeps only after finding every queue empty). A worker woken
+        passes the wake-up on while jobs remain (reserve.lua), so a burst wakes every idle worker.
+        A push followed by WAIT (``wait_replicas``) sends its LPUSH in the WAIT's pipeline and hands
+        the reply to :meth:`pushed`.
+        """
+        encoded = [body.encode() if isinstance(body, str) else body for body in bodies]
+        ready = keys_of(queue, self.space)[READY]
+        if self.lane is None:
+            length = int(self.client.lpush(ready, *encoded))
+        else:
+            head = self._pushes.get(queue)
+            if head is None:
+                if len(self._pushes) >= 1024:  # producers naming ever new queues must not grow this without bound
+                    self._pushes.clear()
+                head = self._pushes[queue] = packed_head("LPUSH", ready)
+            length = int(self.lane.call(packed(2, head, encoded)))
+        self.pushed(queue, len(encoded), length)
+
+    def pushed(self, queue: str, count: int, length: int) -> None:
+        """``count`` jobs were pushed and ``queue`` is now ``length`` long: wake a worker if it was empty."""
+        if length == count:
+            self.signal(queue)
+
+    def signal(self, queue: str) -> None:
+        """Wake one worker waiting on ``queue`` (its token list capped: nobody may be listening)."""
+        notify = keys_of(queue, self.space)[NOTIFY]
+        if self.lane is None:
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.lpush(notify, "1").ltrim(notify, 0, 999).execute()
+            return
+        self.lane.call_many(
+            [packed(3, packed_head("LPUSH", notify, "1"), ()), packed(4, packed_head("LTRIM", notify, 0, 999), ())]
+        )
 
     def later(self, queue: str, bodies: Sequence[str | bytes], delay_ms: int, *, client: Any = None) -> None:
         """Make jobs ready in ``queue`` after ``delay_ms`` (``client``: as for :meth:`push`)."""

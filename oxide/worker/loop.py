@@ -233,27 +233,27 @@ class Worker:
 
     def stop_reason(self) -> StopReason | None:
         """The one place that decides whether the worker stops taking jobs, checked between takes; None: go on."""
+        # Asked before every take: plain tests in order of precedence, the first one met wins.
         options = self.options
         taken = self._outcomes.jobs_processed
-        elapsed = self._clock() - self._started
-        idle = not self._busy
-        conditions = (
-            (StopReason.STUCK, self._stuck is not None),
-            (StopReason.INTERRUPTED, self._stop_requested),
-            (StopReason.RESTART, self._liveness.restart_requested()),
-            (StopReason.ONCE, options.once and taken >= 1),
-            (StopReason.MAX_JOBS, options.max_jobs is not None and taken >= options.max_jobs),
-            (StopReason.MAX_TIME, options.max_time_secs is not None and elapsed >= options.max_time_secs),
-            (
-                StopReason.QUEUE_EMPTY,
-                idle
-                and (
-                    (options.stop_when_empty and self._empty_takes > 0)
-                    or (options.once and self._empty_wait_secs >= self.connection.block_timeout_secs)
-                ),
-            ),
-        )
-        return next((reason for reason, reached in conditions if reached), None)
+        if self._stuck is not None:
+            return StopReason.STUCK
+        if self._stop_requested:
+            return StopReason.INTERRUPTED
+        if self._liveness.restart_requested():
+            return StopReason.RESTART
+        if options.once and taken >= 1:
+            return StopReason.ONCE
+        if options.max_jobs is not None and taken >= options.max_jobs:
+            return StopReason.MAX_JOBS
+        if options.max_time_secs is not None and self._clock() - self._started >= options.max_time_secs:
+            return StopReason.MAX_TIME
+        if not self._busy and (
+            (options.stop_when_empty and self._empty_takes > 0)
+            or (options.once and self._empty_wait_secs >= self.connection.block_timeout_secs)
+        ):
+            return StopReason.QUEUE_EMPTY
+        return None
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -368,20 +368,27 @@ class Worker:
     def _run_here(self, running: Running) -> BaseException | None:
         """Run the listener in this thread (one slot); what it ended in (None: it returned)."""
         timeout = running.policy.timeout_secs
+        supervisor = self._supervisor
         try:
-            with (
-                self._supervisor.watching(running.delivery, timeout),
-                soft_timeout(None if running.registration.is_async else timeout),
-            ):
-                self._inline_running = running
-                self._listener_in_main = True
-                try:
-                    run_handler(running.registration.make_listener(), running.event, timeout)
-                finally:
-                    self._listener_in_main = False
-                    self._inline_running = None
+            watched = supervisor.watch(running.delivery, timeout)
         except BaseException as exc:
             return exc
+        try:
+            self._inline_running = running
+            self._listener_in_main = True
+            try:
+                if timeout is None or running.registration.is_async:
+                    run_handler(running.registration.make_listener(), running.event, timeout)
+                else:
+                    with soft_timeout(timeout):
+                        run_handler(running.registration.make_listener(), running.event, timeout)
+            finally:
+                self._listener_in_main = False
+                self._inline_running = None
+        except BaseException as exc:
+            return exc
+        finally:
+            supervisor.unwatch(watched)
         return None
 
     def _collect(self, wait_secs: float) -> None:

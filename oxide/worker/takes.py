@@ -1,7 +1,7 @@
 """Taking jobs for free slots, and the acknowledgements that ride on the takes.
 
 A driver that can acknowledge finished jobs in the same round trip as the next take (a
-:class:`~oxide.drivers.BatchTaker`: the redis driver's ``reserve`` script) gets the worker's
+:class:`~oxide.drivers.BatchTaker`: the redis driver's ``take`` and ``reserve`` scripts) gets the worker's
 acknowledgements deferred to that take, and may hand over several jobs per take: as many as there
 are free slots, plus ``prefetch - 1`` more, which wait here until a slot frees (docs/performance.md).
 Other drivers take one job per ``pop`` and are acknowledged at once.

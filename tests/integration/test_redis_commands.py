@@ -73,7 +73,7 @@ def test_delayed_jobs_move_with_the_servers_clock(real_redis: Any, make_queue_na
 def test_reservations_reserve_ack_release_extend(real_redis: Any, make_queue_names: Any) -> None:
     high, low = make_queue_names("high", "low")
     reserving = driver(real_redis, visibility_timeout_secs=30)
-    reserving.push_many(low, ["j1", "j2"])  # push.lua: LPUSH, LPUSH notify, LTRIM
+    reserving.push_many(low, ["j1", "j2"])  # LPUSH; the queue was empty: LPUSH notify, LTRIM
     first = reserving.pop([high, low], 0.5)  # reserve.lua: TIME, ZRANGEBYSCORE LIMIT, RPOP, ZADD, HGET
     assert first is not None
     assert (first.queue, first.body, first.expirations) == (low, b"j1", 0)
@@ -129,6 +129,41 @@ def test_an_expired_reservation_returns_to_the_front_counted(real_redis: Any, ma
     assert reserving.ack(again)
 
 
+def test_the_busy_take_reads_a_crash_count_and_drops_it_with_the_acknowledgement(
+    real_redis: Any, make_queue_names: Any
+) -> None:
+    high, queue = make_queue_names("high", "crashy-busy")
+    reserving = driver(real_redis, visibility_timeout_secs=30)
+    reserving.push_many(queue, ["lost", "next"])
+    real_redis.hset(keys_of(queue)[4], "lost", 1)  # as reserve.lua leaves a job whose holder died
+    # take.lua (the busy take): RPOP per queue, TIME, HGET, ZADD
+    held, (again,) = reserving.scripts.ack_and_reserve((), [high, queue], migrate=False)
+    assert (held, again.body, again.crashes) == ([], b"lost", 1)
+    # take.lua acknowledges (ZREM; HDEL, as the job came with a count) and takes the next (count 0)
+    held, (following,) = reserving.scripts.ack_and_reserve([again], [high, queue], migrate=False)
+    assert (held, following.body, following.crashes) == ([True], b"next", 0)
+    assert real_redis.hlen(keys_of(queue)[4]) == 0
+    held, none = reserving.scripts.ack_and_reserve([following], [high, queue], migrate=False)
+    assert (held, none) == ([True], [])
+    assert real_redis.zcard(keys_of(queue)[1]) == 0
+
+
+def test_a_push_wakes_a_worker_only_when_the_queue_was_empty_and_the_woken_pass_it_on(
+    real_redis: Any, make_queue_names: Any
+) -> None:
+    (queue,) = make_queue_names("wake")
+    notify = keys_of(queue)[3]
+    reserving = driver(real_redis, visibility_timeout_secs=30)
+    reserving.push(queue, "w1")  # LPUSH answers 1: LPUSH notify, LTRIM
+    reserving.push(queue, "w2")  # LPUSH answers 2: nothing more
+    assert real_redis.llen(notify) == 1
+    real_redis.delete(notify)
+    taken = reserving.scripts.reserve([queue], pass_on=True)  # reserve.lua after a wait: LLEN, LPUSH notify
+    assert [job.body for job in taken] == [b"w1"]
+    assert real_redis.llen(notify) == 1
+    assert reserving.scripts.ack_and_reserve(taken, [queue])[0] == [True]
+
+
 def test_scripts_are_loaded_again_after_the_script_cache_is_flushed(real_redis: Any, make_queue_names: Any) -> None:
     # A restarted or failed-over server has an empty script cache: EVALSHA answers NOSCRIPT and
     # redis-py loads the script again (SCRIPT LOAD), then retries.
@@ -140,6 +175,12 @@ def test_scripts_are_loaded_again_after_the_script_cache_is_flushed(real_redis: 
     assert taken is not None
     assert taken.body == b"x"
     assert reserving.ack(taken)
+    # The busy take's script goes by the driver's lane, which loads it again itself.
+    reserving.push(queue, "y")
+    real_redis.script_flush()
+    _held, busy = reserving.scripts.ack_and_reserve((), [queue], migrate=False)
+    assert [job.body for job in busy] == [b"y"]
+    assert reserving.scripts.ack_and_reserve(busy, [queue], 0, migrate=False)[0] == [True]
 
 
 class ListStore:

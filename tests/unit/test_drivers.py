@@ -125,13 +125,36 @@ def test_redis_driver_identity(driver: RedisDriver) -> None:
     assert driver.name == "redis"
 
 
-def test_push_is_lpush_onto_the_queue_list_plus_a_wake_up_token(driver: RedisDriver, client: Any) -> None:
+def test_push_is_lpush_onto_the_queue_list_plus_a_wake_up_token_when_it_was_empty(
+    driver: RedisDriver, client: Any
+) -> None:
     driver.push("emails", "first")
-    driver.push("emails", "second")
-    assert client.lrange("oxide:queue:emails", 0, -1) == [b"second", b"first"]
-    # Reservations (the default) wake idle workers through the queue's :notify list.
+    # Reservations (the default) wake idle workers through the queue's :notify list: a worker
+    # sleeps only after finding every queue empty, so only the push that fills an empty queue wakes one.
     assert sorted(client.keys("*")) == [b"oxide:queue:emails", b"oxide:queue:emails:notify"]
+    assert client.llen("oxide:queue:emails:notify") == 1
+    driver.push("emails", "second")
+    driver.push_many("emails", ["third", "fourth"])
+    assert client.lrange("oxide:queue:emails", 0, -1) == [b"fourth", b"third", b"second", b"first"]
+    assert client.llen("oxide:queue:emails:notify") == 1
+    client.delete("oxide:queue:emails")
+    driver.push_many("emails", ["fifth", "sixth"])
     assert client.llen("oxide:queue:emails:notify") == 2
+
+
+def test_a_worker_woken_passes_the_wake_up_on_while_jobs_remain(driver: RedisDriver, client: Any) -> None:
+    driver.push_many("emails", ["first", "second"])
+    client.delete("oxide:queue:emails:notify")
+    # Woken from its wait (pass_on), the worker takes one job and, a job remaining, wakes another.
+    assert [job.body for job in driver.scripts.reserve(["emails"], pass_on=True)] == [b"first"]
+    assert client.llen("oxide:queue:emails:notify") == 1
+    client.delete("oxide:queue:emails:notify")
+    # The last job taken: nobody else to wake; and a busy worker's take never wakes anyone.
+    assert [job.body for job in driver.scripts.reserve(["emails"], pass_on=True)] == [b"second"]
+    driver.push_many("emails", ["third", "fourth"])
+    client.delete("oxide:queue:emails:notify")
+    assert [job.body for job in driver.scripts.ack_and_reserve((), ["emails"], migrate=False)[1]] == [b"third"]
+    assert client.llen("oxide:queue:emails:notify") == 0
 
 
 def test_without_reservations_push_is_a_plain_lpush(client: Any) -> None:

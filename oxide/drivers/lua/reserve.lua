@@ -14,7 +14,12 @@
 -- ARGV[3] token prefix, unique to this call (no "|" in it)
 -- ARGV[4] how many jobs to take at most (>= 0), all from the same queue; 0 only acknowledges
 -- ARGV[5] "1" to move due delayed and expired jobs first (see below), "0" to skip that this time
--- ARGV[6..] pairs: queue index (1-based, into KEYS' queues), member of a job to acknowledge
+-- ARGV[6] "1" to pass a wake-up on: the caller was woken from its wait, and if the queue it took
+--   from still holds jobs, another idle worker is woken for them (producers wake one only when a
+--   queue goes from empty to not empty)
+-- ARGV[7..] pairs: queue index (1-based, into KEYS' queues), member of a job to acknowledge; the
+--   index is negative when the job had been lost before (its crash count is dropped with it, as
+--   take.lua does)
 -- Returns a flat list: first a string with one character per acknowledgement, "1" if the
 -- reservation was still held, "0" if it had expired (as ack.lua returns); then, if a job was
 -- taken, the queue index (1-based), then for each job taken: member, crash count.
@@ -30,11 +35,15 @@
 if redis.replicate_commands then redis.replicate_commands() end
 
 local acked = {}
-for a = 6, #ARGV, 2 do
-  local base = (tonumber(ARGV[a]) - 1) * 5
+for a = 7, #ARGV, 2 do
+  local q = tonumber(ARGV[a])
+  local base = (math.abs(q) - 1) * 5
   local member = ARGV[a + 1]
-  acked[#acked + 1] = tostring(redis.call('ZREM', KEYS[base + 2], member))
-  redis.call('HDEL', KEYS[base + 5], string.sub(member, string.find(member, '|', 1, true) + 1))
+  local held = redis.call('ZREM', KEYS[base + 2], member)
+  acked[#acked + 1] = held
+  if held == 1 and q < 0 then
+    redis.call('HDEL', KEYS[base + 5], string.sub(member, string.find(member, '|', 1, true) + 1))
+  end
 end
 local out = {table.concat(acked)}
 local limit = tonumber(ARGV[4])
@@ -95,6 +104,9 @@ for i = 0, queues - 1 do
       out[#out+1] = lost and tonumber(redis.call('HGET', crashes, body) or '0') or 0
     end
     redis.call('ZADD', reserved, unpack(scored))
+    if ARGV[6] == '1' and redis.call('LLEN', ready) > 0 then
+      redis.call('LPUSH', KEYS[i*5+4], '1')
+    end
     return out
   end
 end

@@ -1,0 +1,145 @@
+"""The hot commands' own way to the server: one connection per thread, commands packed ahead.
+
+A worker's take and a producer's push are one round trip each, and redis-py's generic command path
+costs more client time than the round trip itself: taking a connection from the pool and giving it
+back, encoding every argument in Python before hiredis packs it, its observability hooks. A
+:class:`Lane` skips that path for the few commands made per job. Each thread gets a connection of
+its own, made with the client's own connection settings and never shared, and each command's
+constant part (the script's SHA and keys, a queue's key) is packed once by the caller
+(:func:`packed_head`); only the part that changes per call is packed per call (docs/performance.md).
+
+A connection that fails, or is interrupted mid-reply, is closed and made again on the next call, as
+redis-py does; errors are redis-py's own, so callers handle them as any other command's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["Lane", "LaneScript", "lane_for", "packed_head"]
+
+
+def _bulk(value: bytes | str | int) -> bytes:
+    if isinstance(value, str):
+        value = value.encode()
+    elif isinstance(value, int):
+        value = b"%d" % value
+    return b"$%d\r\n%b\r\n" % (len(value), value)
+
+
+def packed_head(*args: bytes | str | int) -> bytes:
+    """The first arguments of a command, packed as RESP bulk strings (without the array's length)."""
+    return b"".join(_bulk(arg) for arg in args)
+
+
+def packed(head_count: int, head: bytes, tail: Sequence[bytes]) -> bytes:
+    """One whole command: ``head`` (``head_count`` packed arguments) followed by ``tail``."""
+    return b"*%d\r\n%b%b" % (head_count + len(tail), head, b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in tail))
+
+
+class Lane:
+    """Per-thread connections to the server of a redis-py client, for commands packed by the caller."""
+
+    def __init__(self, client: Any) -> None:
+        import redis
+
+        self.client = client
+        self._pool = client.connection_pool
+        self._local = threading.local()
+        self._opened: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._response_error = redis.ResponseError
+        self._no_script = redis.exceptions.NoScriptError
+
+    def _connection(self) -> Any:
+        held = getattr(self._local, "held", None)
+        pid = os.getpid()
+        if held is None or held[0] != pid:  # first call in this thread, or in a forked child: its own socket
+            connection = self._pool.connection_class(**self._pool.connection_kwargs)
+            held = self._local.held = (pid, connection)
+            with self._lock:
+                self._opened.add(connection)
+        return held[1]
+
+    def call(self, command: bytes) -> Any:
+        """Send one packed command and return its reply (an error reply raises redis-py's error)."""
+        held = getattr(self._local, "held", None)
+        connection = held[1] if held is not None and held[0] == os.getpid() else self._connection()
+        try:
+            connection.send_packed_command((command,))
+            return connection.read_response()
+        except self._response_error:
+            raise  # the server answered: the connection is fine
+        except BaseException:
+            # Cut mid-way (a lost connection, a signal's exception): a reply may be left unread.
+            connection.disconnect()
+            raise
+
+    def call_many(self, commands: Sequence[bytes]) -> list[Any]:
+        """Send packed commands in one write and return their replies, in order; the first error raises."""
+        connection = self._connection()
+        replies: list[Any] = []
+        error: BaseException | None = None
+        try:
+            connection.send_packed_command([b"".join(commands)] if len(commands) > 1 else commands)
+            for _ in commands:
+                try:
+                    replies.append(connection.read_response())
+                except self._response_error as exc:  # the connection is fine: read the other replies
+                    error = error or exc
+        except BaseException:
+            # Cut mid-way (a lost connection, a signal's exception): replies may be left unread.
+            connection.disconnect()
+            raise
+        if error is not None:
+            raise error
+        return replies
+
+    def script(self, text: str, head_args: Sequence[bytes | str | int], key_count: int) -> LaneScript:
+        """A Lua script called with ``head_args`` (its keys first, ``key_count`` of them, then constant ARGV)."""
+        return LaneScript(self, text, head_args, key_count)
+
+    def close(self) -> None:
+        """Close every connection this lane opened (the next call in each thread opens a fresh one)."""
+        with self._lock:
+            opened = list(self._opened)
+        for connection in opened:
+            connection.disconnect()
+
+
+class LaneScript:
+    """One Lua script with its keys and constant arguments packed once: ``script(tail)`` runs it."""
+
+    def __init__(self, lane: Lane, text: str, head_args: Sequence[bytes | str | int], key_count: int) -> None:
+        self._lane = lane
+        self._text = text
+        sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+        self._count = 3 + len(head_args)
+        self._head = packed_head("EVALSHA", sha, key_count, *head_args)
+
+    def __call__(self, tail: Sequence[bytes]) -> Any:
+        command = packed(self._count, self._head, tail)
+        try:
+            return self._lane.call(command)
+        except self._lane._no_script:
+            # A restarted or flushed server forgot the script: load it once more and call again.
+            self._lane.client.script_load(self._text)
+            return self._lane.call(command)
+
+
+def lane_for(client: Any) -> Lane | None:
+    """A lane over ``client``'s connections, or None for a client that is not one plain server's
+    (a cluster client routes by key itself): its calls then take redis-py's own path."""
+    import redis
+
+    if not isinstance(client, redis.Redis):
+        return None
+    pool = getattr(client, "connection_pool", None)
+    if pool is None or not hasattr(pool, "connection_class") or not hasattr(pool, "connection_kwargs"):
+        return None
+    return Lane(client)
