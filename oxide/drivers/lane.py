@@ -55,21 +55,31 @@ class Lane:
         self._lock = threading.Lock()
         self._response_error = redis.ResponseError
         self._no_script = redis.exceptions.NoScriptError
+        self._generation = 0  # close() moves it on: every thread then makes a new connection
 
     def _connection(self) -> Any:
         held = getattr(self._local, "held", None)
-        pid = os.getpid()
-        if held is None or held[0] != pid:  # first call in this thread, or in a forked child: its own socket
+        key = (os.getpid(), self._generation)
+        if held is None or held[0] != key:  # first call in this thread, in a forked child, or after close()
             connection = self._pool.connection_class(**self._pool.connection_kwargs)
-            held = self._local.held = (pid, connection)
+            # Connected here, as redis-py's pool does before handing a connection out: a connection that
+            # connects by itself on its first send skips the class's own connect() (Sentinel's asks the
+            # sentinels for the master there, and would otherwise reach the default host).
+            connection.connect()
+            held = self._local.held = (key, connection)
             with self._lock:
                 self._opened.add(connection)
         return held[1]
 
+    def _drop(self, connection: Any) -> None:
+        """Close this thread's connection after a failure: the next call makes and connects a new one."""
+        connection.disconnect()
+        self._local.held = None
+
     def call(self, command: bytes) -> Any:
         """Send one packed command and return its reply (an error reply raises redis-py's error)."""
         held = getattr(self._local, "held", None)
-        connection = held[1] if held is not None and held[0] == os.getpid() else self._connection()
+        connection = held[1] if held is not None and held[0] == (os.getpid(), self._generation) else self._connection()
         try:
             connection.send_packed_command((command,))
             return connection.read_response()
@@ -77,7 +87,7 @@ class Lane:
             raise  # the server answered: the connection is fine
         except BaseException:
             # Cut mid-way (a lost connection, a signal's exception): a reply may be left unread.
-            connection.disconnect()
+            self._drop(connection)
             raise
 
     def call_many(self, commands: Sequence[bytes]) -> list[Any]:
@@ -94,7 +104,7 @@ class Lane:
                     error = error or exc
         except BaseException:
             # Cut mid-way (a lost connection, a signal's exception): replies may be left unread.
-            connection.disconnect()
+            self._drop(connection)
             raise
         if error is not None:
             raise error
@@ -107,6 +117,7 @@ class Lane:
     def close(self) -> None:
         """Close every connection this lane opened (the next call in each thread opens a fresh one)."""
         with self._lock:
+            self._generation += 1
             opened = list(self._opened)
         for connection in opened:
             connection.disconnect()
@@ -127,8 +138,10 @@ class LaneScript:
         try:
             return self._lane.call(command)
         except self._lane._no_script:
-            # A restarted or flushed server forgot the script: load it once more and call again.
-            self._lane.client.script_load(self._text)
+            # A restarted or flushed server forgot the script: load it once more and call again. On the
+            # lane's own connection: after a failover the client's pool may still hold a connection to
+            # the old master, now a replica, which would take the script and leave the new master without.
+            self._lane.call(packed(3, packed_head("SCRIPT", "LOAD", self._text), ()))
             return self._lane.call(command)
 
 
