@@ -79,8 +79,9 @@ class SendWelcomeEmail:
 
 
 def test_an_app_runs_what_redis_cli_pushed(
-    redis_cli: Any, redis_server_url: str, make_queue_names: Any, tmp_path: Path
+    redis_cli: Any, redis_server_url: str, real_redis: Any, make_queue_names: Any, tmp_path: Path
 ) -> None:
+    # real_redis: this test's keys (the job's reservation left after the run) are deleted afterwards.
     [queue] = make_queue_names("app")
     app = App(config=load_config(tmp_path, environ={"QUEUE_CONNECTION": "redis", "REDIS_URL": redis_server_url}))
     app.listen(UserRegistered, SendWelcomeEmail, Mode.queue().on_queue(queue))

@@ -71,7 +71,10 @@ def test_a_blocked_take_is_woken_by_a_push_onto_any_listed_queue(
     assert result == [Delivery(target, b"woke")]
 
 
-def test_driver_built_from_config_talks_to_the_server(redis_server_url: str, make_queue_names: Any) -> None:
+def test_driver_built_from_config_talks_to_the_server(
+    redis_server_url: str, real_redis: Any, make_queue_names: Any
+) -> None:
+    # real_redis: this test's keys (the reservations its pops leave) are deleted afterwards.
     [queue] = make_queue_names("configured")
     driver = RedisDriver(ConnectionConfig(name="redis", driver="redis", url=redis_server_url, block_timeout_secs=1))
     try:
