@@ -112,17 +112,14 @@ def _move_parked(ctx: Context, store: FailedJobProvider) -> None:
     parkings: list[Parking] = [SpoolParking(ctx.config.root / SPOOL_PATH)]
     for conn in ctx.config.connections.values():
         if conn.driver == "redis":
-            from ..drivers.redis import connect, redact
+            from ..drivers.redis import connect
 
             try:
                 client = connect(conn.url)
             except OxideError:
                 # No redis-py (or a bad URL): no worker of ours can have parked there. Listing goes on.
                 continue
-            from ..drivers.keyspace import keyspace_of
-
-            where = f"redis connection {conn.name!r} ({redact(conn.url)})"
-            parkings.append(RedisParking(client, where, keyspace_of(conn.prefix, conn.url)))
+            parkings.append(RedisParking.of_connection(conn, client))
     moved = ParkingProvider(store, parkings).flush_parked(force=True)
     if moved:
         # On stderr: stdout stays the listing alone (`--json` output is parsed by scripts).

@@ -18,6 +18,7 @@ A worker whose priority list would span slots is refused before it starts (:meth
 
 from __future__ import annotations
 
+import binascii
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,20 +43,11 @@ def hash_tag(key: str) -> str | None:
     return key[start + 1 : end]
 
 
-def _crc16(data: bytes) -> int:
-    crc = 0
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-        crc &= 0xFFFF
-    return crc
-
-
 def key_slot(key: str) -> int:
-    """The cluster hash slot of ``key`` (CRC16 of its hash tag, or of the whole key, mod 16384)."""
+    """The cluster hash slot of ``key``: CRC16 (XMODEM, the standard library's ``crc_hqx``) of its
+    hash tag, or of the whole key, mod 16384."""
     tag = hash_tag(key)
-    return _crc16((key if tag is None else tag).encode()) % 16384
+    return binascii.crc_hqx((key if tag is None else tag).encode(), 0) % 16384
 
 
 def check_prefix(prefix: str, where: str) -> str:

@@ -14,7 +14,7 @@ so everything else sees a URL alone.
 
 Failures: a node that went away, a cluster without a master for a slot while a replica takes
 over (``CLUSTERDOWN``, slots not covered, ``TRYAGAIN``), a demoted master that now refuses writes
-(``READONLY``): all say "unavailable, try again", never "this job failed" (:data:`UNAVAILABLE`).
+(``READONLY``): all say "unavailable, try again", never "this job failed" (:func:`is_unavailable`).
 Redirects (``MOVED``, ``ASK``) are followed by ``RedisCluster`` itself; it then learns the new
 layout. Nothing is retried behind the worker's back: a command whose reply was lost may have run.
 """

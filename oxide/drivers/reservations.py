@@ -21,7 +21,7 @@ from importlib import resources
 from typing import Any
 
 from .keyspace import PLAIN, KeySpace
-from .lane import LaneScript, lane_for, packed, packed_head
+from .lane import lane_for, packed, packed_head
 
 __all__ = ["Reservations", "Reserved", "keys_of"]
 
@@ -82,7 +82,7 @@ class Reservations:
         }
         # The take and the push, once per job, go by a lane where the client allows (lane.py).
         self.lane = lane_for(client)
-        self._takes: dict[tuple[str, ...], LaneScript] = {}
+        self._takes: dict[tuple[str, ...], Callable[[list[bytes]], Any]] = {}
         self._pushes: dict[str, bytes] = {}  # a queue's packed "LPUSH <key>"
         # Tokens only need to be unique among live members: a random worker id and a counter.
         self._worker = f"{os.getpid():x}{secrets.token_hex(4)}"
@@ -104,18 +104,23 @@ class Reservations:
             self._layouts[names] = layout
         return layout
 
-    def _take_script(self, queues: tuple[str, ...]) -> LaneScript | None:
-        """take.lua with ``queues``' keys and the visibility timeout packed once (None without a lane)."""
-        if self.lane is None:
-            return None
+    def _take_script(self, queues: tuple[str, ...]) -> Callable[[list[bytes]], Any]:
+        """take.lua with ``queues``' keys and the visibility timeout fixed once, called with the rest of
+        its ARGV: packed once, on the lane where the client has one, else through redis-py."""
         script = self._takes.get(queues)
         if script is None:
-            if len(self._takes) >= 64:
+            if len(self._takes) >= 64:  # callers passing ever new lists must not grow this without bound
                 self._takes.clear()
             keys = _take_keys(queues, self.space)
-            script = self._takes[queues] = self.lane.script(
-                _script_text("take"), [*keys, self.visibility_ms], key_count=len(keys)
-            )
+            if self.lane is None:
+                registered, visibility = self._scripts["take"], self.visibility_ms
+
+                def script(tail: list[bytes]) -> Any:
+                    return registered(keys=keys, args=[visibility, *tail])
+
+            else:
+                script = self.lane.script(_script_text("take"), [*keys, self.visibility_ms], key_count=len(keys))
+            self._takes[queues] = script
         return script
 
     def _now(self) -> str:
@@ -155,14 +160,9 @@ class Reservations:
             args += ("1" if pass_on else "0", *acks)
             reply = self._scripts["reserve"](keys=keys, args=args)
         else:
-            script = self._take_script(tuple(queues))
-            if script is None:
-                args = [self.visibility_ms, limit, self._now(), self._token(), *acks]
-                reply = self._scripts["take"](keys=_take_keys(queues, self.space), args=args)
-            else:
-                tail = [b"%d" % limit, self._now().encode(), self._token().encode()]
-                tail += [a if isinstance(a, bytes) else b"%d" % a for a in acks]
-                reply = script(tail)
+            tail = [b"%d" % limit, self._now().encode(), self._token().encode()]
+            tail += [a if isinstance(a, bytes) else b"%d" % a for a in acks]
+            reply = self._take_script(tuple(queues))(tail)
         held = [flag == ord("1") for flag in _as_bytes(reply[0])]
         if len(reply) < 2:
             return held, []
@@ -222,7 +222,8 @@ class Reservations:
         )
 
     def later(self, queue: str, bodies: Sequence[str | bytes], delay_ms: int, *, client: Any = None) -> None:
-        """Make jobs ready in ``queue`` after ``delay_ms`` (``client``: as for :meth:`push`)."""
+        """Make jobs ready in ``queue`` after ``delay_ms`` (``client``: a pipeline to queue the call on
+        instead, for a delayed push followed by WAIT)."""
         keys = keys_of(queue, self.space)
         self._scripts["later"](
             keys=[keys[DELAYED]], args=[self._now(), delay_ms, self._token(), *bodies], client=client

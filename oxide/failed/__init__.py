@@ -120,11 +120,9 @@ def provider_for(config: Config, connection: str) -> FailedJobProvider:
     conn = config.connection(connection)
     parkings: list[Parking] = []
     if conn.driver == "redis":
-        from ..drivers.keyspace import keyspace_of
-        from ..drivers.redis import connect, redact
+        from ..drivers.redis import connect
 
-        where = f"redis connection {conn.name!r} ({redact(conn.url)})"
-        parkings.append(RedisParking(connect(conn.url), where, keyspace_of(conn.prefix, conn.url)))
+        parkings.append(RedisParking.of_connection(conn, connect(conn.url)))
     parkings.append(SpoolParking(config.root / SPOOL_PATH))
     return ParkingProvider(store, parkings)
 

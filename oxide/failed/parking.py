@@ -25,12 +25,15 @@ import os
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..drivers.keyspace import PLAIN, KeySpace
 from ..errors import OxideError
 from . import FailedJob, FailedJobProvider, StoredFailedJob
 from .store import with_uuid
+
+if TYPE_CHECKING:
+    from ..config import ConnectionConfig
 
 __all__ = [
     "PARKED_SUFFIX",
@@ -100,6 +103,14 @@ class RedisParking:
         self.client = client
         self.space = space  # the connection's key names (drivers/keyspace.py): hash-tagged on a cluster
         self.where = f"{description} lists {space.base('<queue>')}:failed"
+
+    @classmethod
+    def of_connection(cls, conn: ConnectionConfig, client: Any) -> RedisParking:
+        """The parked failures of redis connection ``conn``: its key names, its URL (redacted) in messages."""
+        from ..drivers.keyspace import keyspace_of
+        from ..drivers.redis import redact
+
+        return cls(client, f"redis connection {conn.name!r} ({redact(conn.url)})", keyspace_of(conn.prefix, conn.url))
 
     def key(self, queue: str) -> str:
         """The list that holds ``queue``'s parked failures."""

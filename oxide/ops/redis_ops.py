@@ -90,7 +90,6 @@ class RedisOps:
         # Keys on several slots can share no transaction, nor one script call inside a pipeline.
         self._atomic = not self.space.tag_per_queue
         self._observe_apart = self.space.cluster
-        self._mget = not self.space.cluster  # a cluster pipeline refuses MGET
         self._clock_ms = clock_ms
         text = resources.files("oxide.ops").joinpath("lua", "observe.lua").read_text(encoding="utf-8")
         self._observe = self.client.register_script(text)
@@ -111,13 +110,12 @@ class RedisOps:
             out.append(self._observe(keys=keys, args=args, client=None if self._observe_apart else pipe))
         return out
 
-    def _get_many(self, pipe: Any, keys: Sequence[str]) -> None:
-        """Queue reads of ``keys`` on ``pipe``: one MGET, or on a cluster one GET each."""
-        if self._mget:
-            pipe.mget(keys)
-        else:
-            for key in keys:
-                pipe.get(key)
+    @staticmethod
+    def _get_many(pipe: Any, keys: Sequence[str]) -> None:
+        """Queue one GET per key on ``pipe``: the same one round trip as an MGET, and a cluster
+        pipeline, which refuses MGET, takes it too."""
+        for key in keys:
+            pipe.get(key)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -232,7 +230,7 @@ class RedisOps:
             pipe = self.client.pipeline(transaction=False)
             self._get_many(pipe, [self._qkey(q, "paused") for q in queues])
             replies = pipe.execute()
-        return _pauses(queues, replies[0] if self._mget else replies)
+        return _pauses(queues, replies)
 
     def request_restart(self) -> str:
         mark = str(self.now_ms())
@@ -263,10 +261,9 @@ class RedisOps:
             if queues:
                 self._get_many(pipe, [self._qkey(q, "paused") for q in queues])
             replies = pipe.execute()
-        held = (1 if self._mget else len(queues)) if queues else 0  # replies of the pause reads
-        restart = replies[-1 - held]
-        values = replies[len(replies) - held :]
-        paused = _pauses(queues, values[0] if self._mget and queues else values)
+        # The last replies: the restart mark, then one per queue's pause.
+        restart = replies[-1 - len(queues)]
+        paused = _pauses(queues, replies[len(replies) - len(queues) :])
         return Control(frozenset(paused), None if restart is None else _text(restart))
 
     def _add_metrics(self, pipe: Any, deltas: MetricDeltas) -> None:
@@ -304,7 +301,6 @@ class RedisOps:
             pipe = self.client.pipeline(transaction=False)
             self._get_many(pipe, [self._key(f"worker:{i}") for i in ids])
             values = pipe.execute()
-            values = values[0] if self._mget else values
             # A record that expired is a worker that stopped beating (killed): forget its id too.
             gone = [i for i, v in zip(ids, values, strict=True) if v is None]
             if gone:

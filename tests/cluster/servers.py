@@ -27,13 +27,13 @@ NODE_TIMEOUT_MS = 2000
 SENTINEL_DOWN_MS = 2000
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0, poll_secs: float = 0.05) -> None:
     """Poll ``condition``; a liveness bound, generous so that slow machines pass."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(poll_secs)
 
 
 def port_is_free(port: int) -> bool:

@@ -215,7 +215,7 @@ def test_parked_failures_scan_lindex_lrem(real_redis: Any, key_prefix: str) -> N
 
 def test_the_operator_commands_with_the_servers_clock(real_redis: Any, make_queue_names: Any, key_prefix: str) -> None:
     # observe.lua reads TIME then writes (LPUSH marks), and finds marks with LPOS (Redis 6.0.6);
-    # a heartbeat is one MULTI with EVALSHA, SET PX, ZADD NX, SADD, HINCRBY/HINCRBYFLOAT and MGET.
+    # a heartbeat is one MULTI with EVALSHA, SET PX, ZADD NX, SADD, HINCRBY/HINCRBYFLOAT and GET.
     from oxide.ops import MetricDeltas, WorkerRecord
     from oxide.ops.redis_ops import RedisOps
 

@@ -9,14 +9,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from oxide.wire import Job
-from tests.cluster.servers import port_is_free
+from tests.cluster.servers import port_is_free, wait_for
 from tests.conftest import service_missing
 
 REPO = Path(__file__).resolve().parents[2]
@@ -137,11 +136,7 @@ def run_oxide(cwd: Path, env: dict[str, str], *args: str, timeout: float = 60.0)
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
     """Poll ``condition``; a liveness bound, not a timing assertion: generous so slow machines pass."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
+    wait_for(condition, what, timeout, poll_secs=0.02)
 
 
 def recorded(path: Path) -> list[str]:
