@@ -162,7 +162,7 @@ def run_handler(listener: Any, event: Any, timeout_secs: float | None = None) ->
     """
     global _runner
     result = listener.handle(event)
-    if not inspect.isawaitable(result):
+    if result is None or not inspect.isawaitable(result):  # None: most plain listeners, said at once
         return result
     awaitable = result if timeout_secs is None else with_timeout(result, timeout_secs)
     try:

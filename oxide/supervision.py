@@ -50,6 +50,7 @@ log = logging.getLogger("oxide.worker")
 EXIT_STUCK = 75
 # The longest the thread sleeps between two looks, whatever the heartbeat asks for.
 LOOK_EVERY_SECS = 1.0
+_NEVER = float("inf")  # the interrupt deadline of a job without a timeout
 
 
 def stuck_grace_secs(timeout_secs: float) -> float:
@@ -72,7 +73,7 @@ class Watched:
 
     def __post_init__(self) -> None:
         self.last_beat = self.started
-        self.deadline = float("inf") if self.timeout_secs is None else self.started + self.timeout_secs
+        self.deadline = _NEVER if self.timeout_secs is None else self.started + self.timeout_secs
 
 
 class Supervisor:
@@ -121,8 +122,9 @@ class Supervisor:
         self, delivery: Delivery, timeout_secs: float | None, interrupt: Callable[[], object] | None = None
     ) -> Watched:
         """Start watching a job that starts now; hand the result to :meth:`unwatch` when it ends."""
-        needed = self._heartbeat_secs is not None or timeout_secs is not None or self.on_look is not None
-        if needed and self._thread is None:
+        if self._thread is None and (
+            self._heartbeat_secs is not None or timeout_secs is not None or self.on_look is not None
+        ):
             self._start_thread()
         watched = Watched(delivery, self._clock(), timeout_secs, interrupt)
         with self._lock:

@@ -36,7 +36,6 @@ _MAX_INT_CHARS = 20  # len(str(I64_MIN)) == len(str(U64_MAX))
 
 _REQUIRED = ("event_name", "listener_type", "payload")
 _KNOWN_OPTIONAL = ("uuid", "attempts")
-_QUOTED_FIELDS = tuple(f'"{name}"' for name in (*_REQUIRED, *_KNOWN_OPTIONAL))  # built once: checked per job
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 # An escape that may spell a letter of a field's name or its "_" (\u0065vent_name is event_name).
@@ -293,21 +292,45 @@ class Job:
             raise JobDecodeError("job is nested too deeply") from None
         if not isinstance(value, dict):
             raise JobDecodeError(f"a job is a JSON object, got {type(value).__name__}")
-        if _ESCAPED_NAME_CHAR.search(text) or any(text.count(quoted) > 1 for quoted in _QUOTED_FIELDS):
+        # serde_json refuses a field named twice. A name can only repeat if its quoted form occurs
+        # twice in the text, or if it is spelled with an escape: a rare text, read again slowly.
+        escaped = "\\" in text
+        if (
+            text.count('"event_name"') > 1
+            or text.count('"listener_type"') > 1
+            or text.count('"payload"') > 1
+            or text.count('"uuid"') > 1
+            or text.count('"attempts"') > 1
+            or (escaped and _ESCAPED_NAME_CHAR.search(text))
+        ):
             _refuse_duplicate_fields(text)
         # serde_json refuses these in every value it reads, also in one that a repeated key replaces
         # later, which the parsed dict no longer holds: so they are looked for in the text.
-        if _ESCAPED_SURROGATE.search(text) and (lone := _lone_surrogate_escape(text)):
+        surrogates = escaped and _ESCAPED_SURROGATE.search(text) is not None
+        if surrogates and (lone := _lone_surrogate_escape(text)):
             found = _find_surrogate(value, "job")  # name the path when the parsed job still holds it
             where = f"{found}: lone surrogate" if found else f"lone surrogate {lone}"
             raise JobDecodeError(f"{where} in a string, which is not valid Unicode")
-        if text.count("[") + text.count("{") > MAX_PAYLOAD_DEPTH and _nesting(text) > MAX_PAYLOAD_DEPTH + 1:
+        deep = text.count("[") + text.count("{") > MAX_PAYLOAD_DEPTH
+        if deep and _nesting(text) > MAX_PAYLOAD_DEPTH + 1:
             raise JobDecodeError(f"a value in the job is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
-        return cls.from_dict(value, check_text=text)
+        return cls._checked(value, surrogates=surrogates, deep=deep)
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any], *, check_text: str | None = None) -> Job:
-        """Build a job from an already-parsed JSON object, checking its fields."""
+        """Build a job from an already-parsed JSON object, checking its fields (``check_text``: the
+        text it was parsed from, which spares the checks that text rules out)."""
+        if check_text is None:
+            return cls._checked(value, surrogates=True, deep=True)
+        surrogates = _ESCAPED_SURROGATE.search(check_text) is not None
+        return cls._checked(
+            value, surrogates=surrogates, deep=check_text.count("[") + check_text.count("{") > MAX_PAYLOAD_DEPTH
+        )
+
+    @classmethod
+    def _checked(cls, value: Mapping[str, Any], *, surrogates: bool, deep: bool) -> Job:
+        """:meth:`from_dict`'s checks; ``surrogates``/``deep``: False when the text shows there can be
+        no lone surrogate / no nesting past the limit, so those walks of the value are skipped."""
         for name in _REQUIRED:
             if name not in value:
                 raise JobDecodeError(f"job has no {name!r} field")
@@ -320,12 +343,16 @@ class Job:
         attempts = value.get("attempts")
         if attempts is not None and (type(attempts) is not int or attempts < 0):
             raise JobDecodeError(f"job field 'attempts' must be a non-negative integer, got {attempts!r}")
-        if check_text is None or _ESCAPED_SURROGATE.search(check_text):
+        if surrogates:
             found = _find_surrogate(dict(value), "job")
             if found:
                 raise JobDecodeError(f"{found}: lone surrogate in a string, which is not valid Unicode")
-        extra = {k: v for k, v in value.items() if k not in _REQUIRED and k not in _KNOWN_OPTIONAL}
-        if check_text is None or check_text.count("[") + check_text.count("{") > MAX_PAYLOAD_DEPTH:
+        # Most jobs hold the known fields only: then nothing else needs looking at.
+        if len(value) == 3 + ("uuid" in value) + ("attempts" in value):
+            extra: dict[str, Any] = {}
+        else:
+            extra = {k: v for k, v in value.items() if k not in _REQUIRED and k not in _KNOWN_OPTIONAL}
+        if deep:
             if _depth(value.get("payload")) > MAX_PAYLOAD_DEPTH:
                 raise JobDecodeError(f"payload is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
             # Unknown keys sit beside the payload, and serde_json's limit holds for the whole document.

@@ -23,6 +23,18 @@ from typing import Any
 
 __all__ = ["Lane", "LaneScript", "lane_for", "packed_head"]
 
+# A connection belongs to the process that made it: a forked child makes its own. The pid is kept
+# here and renewed at a fork, rather than asked of the system on every call.
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
 
 def _bulk(value: bytes | str | int) -> bytes:
     if isinstance(value, str):
@@ -59,7 +71,7 @@ class Lane:
 
     def _connection(self) -> Any:
         held = getattr(self._local, "held", None)
-        key = (os.getpid(), self._generation)
+        key = (_pid, self._generation)
         if held is None or held[0] != key:  # first call in this thread, in a forked child, or after close()
             connection = self._pool.connection_class(**self._pool.connection_kwargs)
             # Connected here, as redis-py's pool does before handing a connection out: a connection that
@@ -79,7 +91,7 @@ class Lane:
     def call(self, command: bytes) -> Any:
         """Send one packed command and return its reply (an error reply raises redis-py's error)."""
         held = getattr(self._local, "held", None)
-        connection = held[1] if held is not None and held[0] == (os.getpid(), self._generation) else self._connection()
+        connection = held[1] if held is not None and held[0] == (_pid, self._generation) else self._connection()
         try:
             connection.send_packed_command((command,))
             return connection.read_response()

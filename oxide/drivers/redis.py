@@ -195,14 +195,16 @@ class RedisDriver:
                     return [True] * len(done), []
                 delivery = self._brpop(queues, timeout_secs)
             return [True] * len(done), [] if delivery is None else [delivery]
-        receipts = [d.receipt for d in done if d.receipt is not None]
+        receipts = [d.receipt for d in done if d.receipt is not None] if done else []
         now = time.monotonic()
         migrate = now >= self._next_migration
         scripts = self.scripts
         try:
             if migrate:
                 self._next_migration = now + self._migrate_every_secs
-            held, taken = scripts.ack_and_reserve(receipts, queues, limit, migrate=migrate)
+                held, taken = scripts.ack_and_reserve(receipts, queues, limit)
+            else:  # the busy take: most takes of a busy worker, so the shortest way there
+                held, taken = scripts.take(receipts, queues if type(queues) is tuple else tuple(queues), limit)
             if not taken and limit > 0:
                 if not migrate:
                     # Nothing ready: maybe something is due. Look before going to sleep.

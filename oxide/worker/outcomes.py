@@ -126,6 +126,7 @@ class Outcomes:
         self._driver = driver
         self._failer = failer
         self._policy = policy
+        self._policies: dict[int, tuple[Registration, AttemptPolicy]] = {}  # by listener: see prepare
         self._clock = clock
         self._jitter = jitter  # the backoff's random factor; tests pass a seeded one to be repeatable
         self.jobs_processed = 0  # taken and read, failed ones included
@@ -147,7 +148,12 @@ class Outcomes:
         except Exception as exc:
             self._failed(delivery, _job_or_none(delivery.body), exc, began)
             return None
-        policy = self._policy.for_mode(registration.mode)
+        cached = self._policies.get(id(registration))
+        if cached is not None and cached[0] is registration:
+            policy = cached[1]
+        else:  # worked out once per listener: the registration is kept beside it, so its id is never reused
+            policy = self._policy.for_mode(registration.mode)
+            self._policies[id(registration)] = (registration, policy)
         attempt = (job.attempts or 0) + delivery.expirations + 1
         if attempt > policy.tries:
             exhausted = MaxAttemptsExceeded(

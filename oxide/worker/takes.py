@@ -75,10 +75,12 @@ class Takes:
             # acknowledgement of the same job finds nothing and is reported as expired, harmlessly).
             outcomes.done[:0] = done
             raise
-        _report_acks(done, held)
-        if len(taken) > free:
-            now = self._clock()
-            self.held.extend((delivery, now) for delivery in taken[free:])
+        if len(held) != len(done) or not all(held):
+            _report_acks(done, held)
+        if len(taken) <= free:
+            return taken
+        now = self._clock()
+        self.held.extend((delivery, now) for delivery in taken[free:])
         return taken[:free]
 
     def next_held(self) -> Delivery | None:
