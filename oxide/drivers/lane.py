@@ -68,6 +68,7 @@ class Lane:
         self._response_error = redis.ResponseError
         self._no_script = redis.exceptions.NoScriptError
         self._generation = 0  # close() moves it on: every thread then makes a new connection
+        self.connections = 0  # connections made so far: a new one may reach another server (a failover)
 
     def _connection(self) -> Any:
         held = getattr(self._local, "held", None)
@@ -81,7 +82,14 @@ class Lane:
             held = self._local.held = (key, connection)
             with self._lock:
                 self._opened.add(connection)
+                self.connections += 1
         return held[1]
+
+    def connected(self) -> int:
+        """Connect this thread if it has no connection yet; how many connections were made so far (a
+        caller that keeps something per server, such as its clock, knows a new one by this number)."""
+        self._connection()
+        return self.connections
 
     def _drop(self, connection: Any) -> None:
         """Close this thread's connection after a failure: the next call makes and connects a new one."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any, NamedTuple
@@ -23,6 +24,10 @@ from .keyspace import PLAIN, KeySpace
 from .lane import lane_for, packed, packed_head
 
 __all__ = ["Reservations", "Reserved", "keys_of"]
+
+# How often a worker reads the server's clock for the deadlines of its takes (see _deadline).
+CLOCK_EVERY_SECS = 1.0
+_TIME = packed(1, packed_head("TIME"), ())
 
 SUFFIXES = ("", ":reserved", ":delayed", ":notify", ":crashes")
 READY, RESERVED, DELAYED, NOTIFY, CRASHES = range(5)
@@ -89,6 +94,10 @@ class Reservations:
         self._worker = f"{os.getpid():x}{secrets.token_hex(4)}"
         self._counter = itertools.count(1)
         self._token_head = f"{self._worker}.".encode()  # the busy take's tokens, made as bytes
+        # The busy take's deadline, on the server's clock without asking it every time (_deadline).
+        self._offset_ms = 0.0  # the server's clock minus time.monotonic(), in ms
+        self._sync_due = float("-inf")  # when to read the server's clock again
+        self._synced_on = -1  # lane.connections when it was read: a new connection may be another server
         # A worker takes from the same queues every time: their keys and positions, worked out once.
         self._layouts: dict[tuple[str, ...], tuple[list[str], dict[str, int]]] = {}
 
@@ -166,8 +175,7 @@ class Reservations:
     def take(self, done: Sequence[Reserved], queues: tuple[str, ...], limit: int) -> tuple[list[bool], list[Reserved]]:
         """The busy take (take.lua): what a worker does once per job, so kept to the fewest steps."""
         script = self._take_script(queues)
-        tail = [b"%d" % limit, b"" if self._clock_ms is None else b"%d" % self._clock_ms()]
-        tail.append(b"%b%d" % (self._token_head, next(self._counter)))
+        tail = [b"%d" % limit, self._deadline(), b"%b%d" % (self._token_head, next(self._counter))]
         if done:
             index = self._layout(queues)[1]
             for job in done:
@@ -175,6 +183,29 @@ class Reservations:
                 position = index[job.queue]
                 tail += (b"%d" % (-position if job.crashes else position), job.member)
         return self._taken(queues, script(tail))
+
+    def _deadline(self) -> bytes:
+        """take.lua's deadline: now on the server's clock plus the visibility timeout, or b"" for the
+        script to read the clock itself (a cluster, whose servers may each keep their own time).
+
+        The server's clock is read at most every CLOCK_EVERY_SECS, and after every new connection,
+        and followed with the monotonic clock in between: a deadline is then off by at most half a
+        round trip, where reading it per take cost the take a sixth of its server time.
+        """
+        if self._clock_ms is not None:
+            return b"%d" % (self._clock_ms() + self.visibility_ms)
+        lane = self.lane
+        if lane is None:
+            return b""
+        now = time.monotonic()
+        if now >= self._sync_due or self._synced_on != lane.connected():
+            sent = now
+            seconds, micros = lane.call(_TIME)
+            now = time.monotonic()
+            self._offset_ms = int(seconds) * 1000 + int(micros) / 1000 - (sent + now) * 500
+            self._sync_due = now + CLOCK_EVERY_SECS
+            self._synced_on = lane.connections
+        return b"%d" % (self._offset_ms + now * 1000 + self.visibility_ms)
 
     @staticmethod
     def _taken(queues: Sequence[str], reply: Any) -> tuple[list[bool], list[Reserved]]:

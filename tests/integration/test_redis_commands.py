@@ -136,7 +136,7 @@ def test_the_busy_take_reads_a_crash_count_and_drops_it_with_the_acknowledgement
     reserving = driver(real_redis, visibility_timeout_secs=30)
     reserving.push_many(queue, ["lost", "next"])
     real_redis.hset(keys_of(queue)[4], "lost", 1)  # as reserve.lua leaves a job whose holder died
-    # take.lua (the busy take): RPOP per queue, TIME, HGET, ZADD
+    # take.lua (the busy take): RPOP per queue, ZADD with the deadline the call brings, HGET
     held, (again,) = reserving.scripts.ack_and_reserve((), [high, queue], migrate=False)
     assert (held, again.body, again.crashes) == ([], b"lost", 1)
     # take.lua acknowledges (ZREM; HDEL, as the job came with a count) and takes the next (count 0)
@@ -146,6 +146,40 @@ def test_the_busy_take_reads_a_crash_count_and_drops_it_with_the_acknowledgement
     held, none = reserving.scripts.ack_and_reserve([following], [high, queue], migrate=False)
     assert (held, none) == ([True], [])
     assert real_redis.zcard(keys_of(queue)[1]) == 0
+
+
+def _server_ms(client: Any) -> float:
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) / 1000
+
+
+def test_the_busy_take_writes_its_deadline_on_the_servers_clock(real_redis: Any, make_queue_names: Any) -> None:
+    # The busy take brings its deadline: the server's clock as the driver follows it (TIME once a
+    # second, and after each new connection), plus the visibility timeout. Its own clock is another.
+    (queue,) = make_queue_names("deadline")
+    reserving = driver(real_redis, visibility_timeout_secs=30)
+    scripts = reserving.scripts
+    reserving.push_many(queue, ["a", "b", "c"])
+
+    def deadline_of_a_busy_take() -> float:
+        _held, (job,) = scripts.ack_and_reserve((), [queue], migrate=False)
+        score = real_redis.zscore(keys_of(queue)[1], job.member)
+        assert score is not None
+        return float(score) - 30_000
+
+    before = _server_ms(real_redis)
+    taken_at = deadline_of_a_busy_take()
+    assert before - 50 <= taken_at <= _server_ms(real_redis) + 50
+    # A clock followed wrongly would show here: the driver's notion is set off by an hour...
+    scripts._offset_ms -= 3_600_000
+    assert deadline_of_a_busy_take() < _server_ms(real_redis) - 3_000_000
+    # ...and a new connection (as after a failover, to another server) makes it read the clock again.
+    assert scripts.lane is not None
+    scripts.lane.close()
+    before = _server_ms(real_redis)
+    taken_at = deadline_of_a_busy_take()
+    assert before - 50 <= taken_at <= _server_ms(real_redis) + 50
+    real_redis.delete(keys_of(queue)[0], keys_of(queue)[1])
 
 
 def test_a_push_wakes_a_worker_only_when_the_queue_was_empty_and_the_woken_pass_it_on(
