@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,6 +204,8 @@ def _nesting(text: str) -> int:
 
 
 _decoder = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+# What JSONDecoder.raw_decode calls: the scanner JSONDecoder made for _decoder's settings (see from_json).
+_scan_once: Callable[[str, int], tuple[Any, int]] = vars(_decoder)["scan_once"]
 
 
 def _refuse_duplicate_fields(text: str) -> None:
@@ -283,7 +285,15 @@ class Job:
         else:
             raise JobDecodeError(f"a job is read from str or bytes, not {type(data).__name__}")
         try:
-            value = _decoder.decode(text)
+            # The scanner alone, as JSONDecoder.raw_decode runs it, for a text with nothing around
+            # the job; anything else (whitespace, extra data, an error) goes the whole way, which
+            # accepts the whitespace and words the error.
+            try:
+                value, end = _scan_once(text, 0)
+            except StopIteration:  # no value at the very start
+                end = -1
+            if end != len(text):
+                value = _decoder.decode(text)
         except JobDecodeError:
             raise
         except json.JSONDecodeError as exc:

@@ -222,6 +222,9 @@ class RedisDriver:
         else:
             flags = iter(held)
             acked = [True if d.receipt is None else next(flags) for d in done]
+        if len(taken) == 1:
+            job = taken[0]
+            return acked, [Delivery(job.queue, job.body, job, job.crashes)]
         return acked, [Delivery(job.queue, job.body, job, job.crashes) for job in taken]
 
     def give_back(self, deliveries: Sequence[Delivery]) -> int:

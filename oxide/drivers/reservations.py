@@ -175,7 +175,11 @@ class Reservations:
     def take(self, done: Sequence[Reserved], queues: tuple[str, ...], limit: int) -> tuple[list[bool], list[Reserved]]:
         """The busy take (take.lua): what a worker does once per job, so kept to the fewest steps."""
         script = self._take_script(queues)
-        tail = [b"%d" % limit, self._deadline(), b"%b%d" % (self._token_head, next(self._counter))]
+        tail = [
+            b"1" if limit == 1 else b"%d" % limit,
+            self._deadline(),
+            b"%b%d" % (self._token_head, next(self._counter)),
+        ]
         if done:
             index = self._layout(queues)[1]
             for job in done:
@@ -211,9 +215,14 @@ class Reservations:
     def _taken(queues: Sequence[str], reply: Any) -> tuple[list[bool], list[Reserved]]:
         """A take script's reply: whether each acknowledgement held, and the jobs taken."""
         flags = reply[0]
-        held = [flag == 49 for flag in (flags if type(flags) is bytes else _as_bytes(flags))]  # 49: b"1"
+        if flags == b"1":  # a busy worker's one acknowledgement, held
+            held = [True]
+        else:
+            held = [flag == 49 for flag in (flags if type(flags) is bytes else _as_bytes(flags))]  # 49: b"1"
         if len(reply) < 2:
             return held, []
+        if len(reply) == 4 and type(reply[2]) is bytes:  # one job, the default
+            return held, [Reserved(queues[reply[1] - 1], reply[2], reply[3])]
         queue = queues[int(reply[1]) - 1]
         members = reply[2::2]
         if members and type(members[0]) is not bytes:
