@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 
 from .drivers import Delivery, Driver
@@ -58,22 +58,32 @@ def stuck_grace_secs(timeout_secs: float) -> float:
     return max(2.0, timeout_secs / 2)
 
 
-@dataclass(eq=False, slots=True)
+@dataclass(eq=False, slots=True, init=False)
 class Watched:
-    """One job in hand, as the supervisor sees it."""
+    """One job in hand, as the supervisor sees it (one is made per job: its __init__ is written out)."""
 
     delivery: Delivery
     started: float
     timeout_secs: float | None
-    interrupt: Callable[[], object] | None = None  # called once when the timeout passes
-    last_beat: float = 0.0
-    interrupted: bool = False
-    stuck: bool = False
-    deadline: float = field(init=False)  # when interrupt is due; inf without a timeout
+    interrupt: Callable[[], object] | None  # called once when the timeout passes
+    last_beat: float
+    interrupted: bool
+    stuck: bool
+    deadline: float  # when interrupt is due; inf without a timeout
 
-    def __post_init__(self) -> None:
-        self.last_beat = self.started
-        self.deadline = _NEVER if self.timeout_secs is None else self.started + self.timeout_secs
+    def __init__(
+        self,
+        delivery: Delivery,
+        started: float,
+        timeout_secs: float | None,
+        interrupt: Callable[[], object] | None = None,
+    ) -> None:
+        self.delivery = delivery
+        self.started = self.last_beat = started
+        self.timeout_secs = timeout_secs
+        self.interrupt = interrupt
+        self.interrupted = self.stuck = False
+        self.deadline = _NEVER if timeout_secs is None else started + timeout_secs
 
 
 class Supervisor:

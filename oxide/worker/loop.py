@@ -377,11 +377,12 @@ class Worker:
             self._inline_running = running
             self._listener_in_main = True
             try:
-                if timeout is None or running.registration.is_async:
-                    run_handler(running.registration.make_listener(), running.event, timeout)
+                registration = running.registration
+                if timeout is None or registration.is_async:
+                    run_handler(registration.make_listener(), running.event, timeout)
                 else:
                     with soft_timeout(timeout):
-                        run_handler(running.registration.make_listener(), running.event, timeout)
+                        run_handler(registration.make_listener(), running.event, timeout)
             finally:
                 self._listener_in_main = False
                 self._inline_running = None

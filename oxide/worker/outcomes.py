@@ -170,8 +170,12 @@ class Outcomes:
         A listener's own ``SystemExit`` or ``KeyboardInterrupt`` is recorded as a failure, then raised again.
         """
         if exc is None:
-            self.ack(running.delivery)
-            self._observe(running.delivery, running.job, "done", running.began)
+            if self.deferring:  # what ack() does first, here: this is once per job
+                self.done.append(running.delivery)  # sent with the next take, in the same round trip
+            else:
+                self.ack(running.delivery)
+            if self.observer is not None:
+                self._observe(running.delivery, running.job, "done", running.began)
             if log.isEnabledFor(logging.INFO):  # the description costs more than the rest of a no-op job's bookkeeping
                 log.info(
                     "%s outcome=done attempt=%d",
