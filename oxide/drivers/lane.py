@@ -51,7 +51,7 @@ def packed_head(*args: bytes | str | int) -> bytes:
 
 def packed(head_count: int, head: bytes, tail: Sequence[bytes]) -> bytes:
     """One whole command: ``head`` (``head_count`` packed arguments) followed by ``tail``."""
-    return b"*%d\r\n%b%b" % (head_count + len(tail), head, b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in tail))
+    return b"*%d\r\n%b%b" % (head_count + len(tail), head, b"".join([b"$%d\r\n%b\r\n" % (len(a), a) for a in tail]))
 
 
 class Lane:
