@@ -145,13 +145,14 @@ def _take_step(design: str, driver: Any, client: Any, scripts: Any) -> Callable[
         return main
     if design == "design_take_slim_redispy":
         take_script = client.register_script(_script_text("take"))
-        keys = [k for q in QUEUES for k in (keys_of(q)[0], keys_of(q)[1], keys_of(q)[4])]
+        keys = [keys_of(q)[kind] for kind in (0, 1, 4) for q in QUEUES]
         counter = iter(range(1, 1 << 62))
 
         def slim(previous: Any) -> tuple[Any, bytes]:
             acks = () if previous is None else (3, previous)
-            reply = take_script(keys=keys, args=[90_000, 1, "", f"w.{next(counter)}", *acks])
-            return reply[2], reply[2].split(b"|", 1)[1]
+            deadline = int(time.time() * 1000) + 90_000  # the driver follows the server's clock; this is the same host
+            member = take_script(keys=keys, args=[1, deadline, f"w.{next(counter)}", *acks]).split(b" ", 3)[3]
+            return member, member.split(b"|", 1)[1]
 
         return slim
     if design == "design_take_slim_lane":

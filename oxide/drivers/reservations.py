@@ -21,7 +21,7 @@ from importlib import resources
 from typing import Any, NamedTuple
 
 from .keyspace import PLAIN, KeySpace
-from .lane import lane_for, packed, packed_head
+from .lane import LaneScript, lane_for, packed, packed_head
 
 __all__ = ["Reservations", "Reserved", "keys_of"]
 
@@ -55,12 +55,10 @@ class Reserved(NamedTuple):
 
 
 def _take_keys(queues: Sequence[str], space: KeySpace) -> list[str]:
-    """take.lua's KEYS: each queue's ready list, reserved set and crash counts, in priority order."""
-    keys: list[str] = []
-    for queue in queues:
-        of = keys_of(queue, space)
-        keys += (of[READY], of[RESERVED], of[CRASHES])
-    return keys
+    """take.lua's KEYS: the queues' ready lists, then their reserved sets, then their crash counts,
+    each run in priority order."""
+    of = [keys_of(queue, space) for queue in queues]
+    return [keys[kind] for kind in (READY, RESERVED, CRASHES) for keys in of]
 
 
 def _as_bytes(value: Any) -> bytes:
@@ -88,7 +86,7 @@ class Reservations:
         }
         # The take and the push, once per job, go by a lane where the client allows (lane.py).
         self.lane = lane_for(client)
-        self._takes: dict[tuple[str, ...], Callable[[list[bytes]], Any]] = {}
+        self._takes: dict[tuple[str, ...], tuple[LaneScript, dict[bytes, str]]] = {}
         self._pushes: dict[str, bytes] = {}  # a queue's packed "LPUSH <key>"
         # Tokens only need to be unique among live members: a random worker id and a counter.
         self._worker = f"{os.getpid():x}{secrets.token_hex(4)}"
@@ -115,24 +113,21 @@ class Reservations:
             self._layouts[names] = layout
         return layout
 
-    def _take_script(self, queues: tuple[str, ...]) -> Callable[[list[bytes]], Any]:
-        """take.lua with ``queues``' keys and the visibility timeout fixed once, called with the rest of
-        its ARGV: packed once, on the lane where the client has one, else through redis-py."""
-        script = self._takes.get(queues)
-        if script is None:
+    def _take_script(self, queues: tuple[str, ...]) -> tuple[LaneScript, dict[bytes, str]]:
+        """take.lua on the lane with ``queues``' keys packed once, and each queue by its ready list's
+        key (the script's one-job reply names the list it took from)."""
+        entry = self._takes.get(queues)
+        if entry is None:
             if len(self._takes) >= 64:  # callers passing ever new lists must not grow this without bound
                 self._takes.clear()
+            assert self.lane is not None
             keys = _take_keys(queues, self.space)
-            if self.lane is None:
-                registered, visibility = self._scripts["take"], self.visibility_ms
-
-                def script(tail: list[bytes]) -> Any:
-                    return registered(keys=keys, args=[visibility, *tail])
-
-            else:
-                script = self.lane.script(_script_text("take"), [*keys, self.visibility_ms], key_count=len(keys))
-            self._takes[queues] = script
-        return script
+            script = self.lane.script(_script_text("take"), keys, key_count=len(keys))
+            entry = self._takes[queues] = (
+                script,
+                {key.encode(): q for key, q in zip(keys[: len(queues)], queues, strict=True)},
+            )
+        return entry
 
     def _now(self) -> str:
         return "" if self._clock_ms is None else str(self._clock_ms())
@@ -161,7 +156,7 @@ class Reservations:
         ``take`` script). ``pass_on`` (after a wait) wakes another idle worker if the queue taken
         from still holds jobs.
         """
-        if not (migrate or pass_on):
+        if not (migrate or pass_on or self.lane is None):
             return self.take(done, tuple(queues), limit)
         keys, index = self._layout(queues)
         acks: list[Any] = []
@@ -173,8 +168,16 @@ class Reservations:
         return self._taken(queues, self._scripts["reserve"](keys=keys, args=args))
 
     def take(self, done: Sequence[Reserved], queues: tuple[str, ...], limit: int) -> tuple[list[bool], list[Reserved]]:
-        """The busy take (take.lua): what a worker does once per job, so kept to the fewest steps."""
-        script = self._take_script(queues)
+        """The busy take (take.lua): what a worker does once per job, so kept to the fewest steps.
+
+        take.lua is given its deadline on the server's clock, which the driver follows through its
+        lane (_deadline). Without a lane (a cluster client, whose servers each keep their own
+        time) it is reserve.lua without its periodic step, which reads the clock of the server
+        holding the keys.
+        """
+        if self.lane is None:
+            return self.ack_and_reserve(done, queues, limit, migrate=False)
+        script, by_key = self._take_script(queues)
         tail = [
             b"1" if limit == 1 else b"%d" % limit,
             self._deadline(),
@@ -186,11 +189,18 @@ class Reservations:
                 # A negative index: the job was taken with a crash count, to be dropped with it.
                 position = index[job.queue]
                 tail += (b"%d" % (-position if job.crashes else position), job.member)
-        return self._taken(queues, script(tail))
+        reply = script(tail)
+        if type(reply) is not bytes:
+            if not isinstance(reply, str):
+                return self._taken(queues, reply)
+            reply = reply.encode()  # from a client made with decode_responses=True
+        # One job: "<flags> <ready key> <count> <member>".
+        flags, key, count, member = reply.split(b" ", 3)
+        held = [True] if flags == b"1" else [flag == 49 for flag in flags]  # 49: b"1"
+        return held, [Reserved(by_key[key], member, int(count))]
 
     def _deadline(self) -> bytes:
-        """take.lua's deadline: now on the server's clock plus the visibility timeout, or b"" for the
-        script to read the clock itself (a cluster, whose servers may each keep their own time).
+        """take.lua's deadline: now on the server's clock plus the visibility timeout.
 
         The server's clock is read at most every CLOCK_EVERY_SECS, and after every new connection,
         and followed with the monotonic clock in between: a deadline is then off by at most half a
@@ -199,8 +209,7 @@ class Reservations:
         if self._clock_ms is not None:
             return b"%d" % (self._clock_ms() + self.visibility_ms)
         lane = self.lane
-        if lane is None:
-            return b""
+        assert lane is not None
         now = time.monotonic()
         if now >= self._sync_due or self._synced_on != lane.connected():
             sent = now

@@ -38,13 +38,13 @@ def count_script_calls(driver: RedisDriver) -> dict[str, int]:
     make_take = driver.scripts._take_script
 
     def counted_take(queues: tuple[str, ...]) -> Any:
-        script = make_take(queues)
+        script, by_key = make_take(queues)
 
         def call(tail: Any) -> Any:
             calls["take"] = calls.get("take", 0) + 1
             return script(tail)
 
-        return call
+        return call, by_key
 
     driver.scripts._take_script = counted_take  # type: ignore[method-assign]
     return calls

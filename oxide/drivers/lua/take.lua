@@ -4,91 +4,80 @@
 -- names only the keys a take touches. The worker calls reserve.lua instead every
 -- MIGRATE_EVERY_SECS, and whenever this script finds every queue empty.
 --
--- KEYS: three per queue, queues in priority order:
---   ready    oxide:queue:<q>            LIST   job bodies; producers LPUSH, we take from the tail
---   reserved oxide:queue:<q>:reserved   ZSET   "<token>|<body>" scored by deadline (ms)
---   crashes  oxide:queue:<q>:crashes    HASH   body -> how many reservations of it expired
--- ARGV[1] visibility timeout in ms
--- ARGV[2] how many jobs to take at most (>= 0), all from the same queue; 0 only acknowledges
--- ARGV[3] the reservations' deadline in ms: now on the server's clock, as the caller keeps it
---   (reservations.py), plus the visibility timeout; or "" to read the server's clock here
--- ARGV[4] token prefix, unique to this call (no "|" in it)
--- ARGV[5..] pairs: queue index (1-based, into KEYS' queues), member of a job to acknowledge; the
+-- KEYS: three per queue, in three runs of the queues in priority order (n = #KEYS / 3):
+--   KEYS[i]          ready    oxide:queue:<q>            LIST   job bodies; producers LPUSH, we take from the tail
+--   KEYS[n + i]      reserved oxide:queue:<q>:reserved   ZSET   "<token>|<body>" scored by deadline (ms)
+--   KEYS[2 * n + i]  crashes  oxide:queue:<q>:crashes    HASH   body -> how many reservations of it expired
+-- ARGV[1] how many jobs to take at most (>= 0), all from the same queue; 0 only acknowledges
+-- ARGV[2] the reservations' deadline in ms: now on the server's clock, as the caller follows it
+--   (reservations.py), plus the visibility timeout. A caller that cannot follow the clock of the
+--   server holding the keys (a cluster's) calls reserve.lua, which reads TIME.
+-- ARGV[3] token prefix, unique to this call (no "|" in it)
+-- ARGV[4..] pairs: queue index (1-based, into the queues), member of a job to acknowledge; the
 --   index is negative when the job had been lost before (taken with a crash count above 0)
--- Returns what reserve.lua returns: a string with one character per acknowledgement, "1" if the
--- reservation was still held, "0" if it had expired; then, if a job was taken, the queue index,
--- then for each job taken: member, crash count.
+-- Returns the flags: one character per acknowledgement, "1" if the reservation was still held,
+-- "0" if it had expired. One job taken (the default): one string, the flags, the ready list it
+-- came from, its crash count and its member, separated by spaces (no key holds one):
+-- "<flags> <ready key> <count> <member>". Several jobs: a table of the flags, the queue index,
+-- then for each job taken: member, crash count. None: {flags}.
 --
--- Written for the server's time per call, which is most of a busy worker's round trip: one job
--- (the default) is taken without building a table, and one acknowledgement (a busy worker's) without
--- concatenating flags; each table a call builds is work for Lua's allocator and collector.
+-- Written for the server's time per call, which is most of a busy worker's round trip (counted
+-- with bench/instructions.py): every key and argument the call brings is a Lua string put into a
+-- table grown for the call, every table, closure and number turned into text is work for Lua's
+-- allocator and collector, and every redis.call goes through the server's command path. So the
+-- call brings no constant the script can do without, no function is made per call, and one job
+-- (the default) is answered with one string made of strings the script holds.
 --
 -- A job's crash count is dropped with its acknowledgement only if the reservation was still held
 -- (after an expiry it belongs to the job's next holder) and only if the job was taken with one: a
 -- job taken with none can gain none while we hold it, since only its expiry counts one.
--- Reading TIME and then writing needs effects replication: the default since Redis 5, asked for
--- explicitly for servers configured otherwise (a no-op on 7; absent from some emulators).
-if redis.replicate_commands then redis.replicate_commands() end
+local n = #KEYS / 3
 
-local function ack(a)
+local flags = ''
+for a = 4, #ARGV, 2 do
   local q = tonumber(ARGV[a])
   local member = ARGV[a + 1]
-  local held = redis.call('ZREM', KEYS[math.abs(q) * 3 - 1], member)
-  if held == 1 and q < 0 then
-    redis.call('HDEL', KEYS[-q * 3], string.sub(member, string.find(member, '|', 1, true) + 1))
-  end
-  return held
-end
-
-local out
-if #ARGV == 6 then -- one acknowledgement
-  out = {ack(5) == 1 and '1' or '0'}
-else
-  local acked = {}
-  for a = 5, #ARGV, 2 do acked[#acked + 1] = ack(a) end
-  out = {table.concat(acked)}
-end
-local limit = tonumber(ARGV[2])
-if limit < 1 then return out end
-
--- Given by the caller, the deadline goes to ZADD as the string it came as: worked out here, it is
--- a call to TIME and a number that ZADD's argument must be formatted from, a sixth of the call.
-local function deadline()
-  if ARGV[3] ~= '' then return ARGV[3] end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
-end
-
-for i = 1, #KEYS, 3 do
-  local ready, reserved, crashes = KEYS[i], KEYS[i + 1], KEYS[i + 2]
-  if limit == 1 then
-    local body = redis.call('RPOP', ready)
-    if body then
-      local member = ARGV[4] .. '.1|' .. body
-      redis.call('ZADD', reserved, deadline(), member)
-      out[2] = (i + 2) / 3
-      out[3] = member
-      out[4] = tonumber(redis.call('HGET', crashes, body) or '0')
-      return out
+  if redis.call('ZREM', KEYS[n + math.abs(q)], member) == 1 then
+    flags = flags .. '1'
+    if q < 0 then
+      redis.call('HDEL', KEYS[2 * n - q], string.sub(member, string.find(member, '|', 1, true) + 1))
     end
   else
-    local bodies = redis.call('RPOP', ready, limit) -- nil (false) when the list is empty
-    if bodies then
-      local at = deadline()
-      out[2] = (i + 2) / 3
-      -- Several jobs: read their counts only if the queue has any count at all.
-      local lost = redis.call('HLEN', crashes) > 0
-      local scored = {}
-      for n, body in ipairs(bodies) do
-        local member = ARGV[4] .. '.' .. n .. '|' .. body
-        scored[#scored+1] = at
-        scored[#scored+1] = member
-        out[#out+1] = member
-        out[#out+1] = lost and tonumber(redis.call('HGET', crashes, body) or '0') or 0
-      end
-      redis.call('ZADD', reserved, unpack(scored))
-      return out
-    end
+    flags = flags .. '0'
   end
 end
-return out
+
+if ARGV[1] == '1' then -- one job, the default
+  for i = 1, n do
+    local body = redis.call('RPOP', KEYS[i])
+    if body then
+      local member = ARGV[3] .. '.1|' .. body
+      redis.call('ZADD', KEYS[n + i], ARGV[2], member)
+      return flags .. ' ' .. KEYS[i] .. ' ' .. (redis.call('HGET', KEYS[2 * n + i], body) or '0') .. ' ' .. member
+    end
+  end
+  return {flags}
+end
+
+local limit = tonumber(ARGV[1])
+if limit < 1 then return {flags} end
+for i = 1, n do
+  local bodies = redis.call('RPOP', KEYS[i], limit) -- nil (false) when the list is empty
+  if bodies then
+    local crashes = KEYS[2 * n + i]
+    local out = {flags, i}
+    -- Several jobs: read their counts only if the queue has any count at all.
+    local lost = redis.call('HLEN', crashes) > 0
+    local scored = {}
+    for j, body in ipairs(bodies) do
+      local member = ARGV[3] .. '.' .. j .. '|' .. body
+      scored[#scored + 1] = ARGV[2]
+      scored[#scored + 1] = member
+      out[#out + 1] = member
+      out[#out + 1] = lost and tonumber(redis.call('HGET', crashes, body) or '0') or 0
+    end
+    redis.call('ZADD', KEYS[n + i], unpack(scored))
+    return out
+  end
+end
+return {flags}
