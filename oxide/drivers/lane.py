@@ -6,7 +6,9 @@ back, encoding every argument in Python before hiredis packs it, its observabili
 :class:`Lane` skips that path for the few commands made per job. Each thread gets a connection of
 its own, made with the client's own connection settings and never shared, and each command's
 constant part (the script's SHA and keys, a queue's key) is packed once by the caller
-(:func:`packed_head`); only the part that changes per call is packed per call (docs/performance.md).
+(:func:`packed_head`); only the part that changes per call is packed per call. Where the connection
+is a plain one with redis-py's hiredis reader, a call writes to its socket and reads with its reader
+directly (:func:`_wire`), without redis-py's per-call steps around them (docs/performance.md).
 
 A connection that fails, or is interrupted mid-reply, is closed and made again on the next call, as
 redis-py does; errors are redis-py's own, so callers handle them as any other command's.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Sequence
@@ -54,6 +57,54 @@ def packed(head_count: int, head: bytes, tail: Sequence[bytes]) -> bytes:
     return b"*%d\r\n%b%b" % (head_count + len(tail), head, b"".join([b"$%d\r\n%b\r\n" % (len(a), a) for a in tail]))
 
 
+# A connection's socket, its reply reader, the reader's buffer, the reader's "not enough data", the
+# type of a RESP3 push and redis-py's handler of one.
+_Wire = tuple[Any, Any, bytearray, object, type, Any]
+
+
+class _NoPush:
+    """The push type of a reader that reads none: no reply is one."""
+
+
+def _wire(connection: Any) -> _Wire | None:
+    """What :meth:`Lane.call` reads and writes directly: for a plain TCP, TLS or Unix socket
+    connection with redis-py's hiredis reader; None for any other (a Sentinel's connection, which
+    reads its replies its own way; a connection with a health check; no hiredis), which keeps
+    redis-py's path.
+
+    redis-py's path per call (health check, host text for errors, timeout and push handling) cost
+    more client time than the round trip's own reads and writes (docs/performance.md). The reader
+    is the connection's own, so error replies are redis-py's exceptions all the same, and a RESP3
+    push that comes before a reply goes to redis-py's handler, as redis-py's read does.
+    """
+    from redis.connection import AbstractConnection
+
+    cls = type(connection)
+    parser: Any = getattr(connection, "_parser", None)
+    reader = getattr(parser, "_reader", None)
+    buffer = getattr(parser, "_buffer", None)
+    more = getattr(sys.modules.get(type(parser).__module__), "NOT_ENOUGH_DATA", None)
+    push = getattr(parser, "_hiredis_PushNotificationType", None) or _NoPush
+    if (
+        getattr(cls, "read_response", None) is not AbstractConnection.read_response
+        or getattr(cls, "send_packed_command", None) is not AbstractConnection.send_packed_command
+        or type(parser).__name__ != "_HiredisParser"
+        or reader is None
+        or not isinstance(buffer, bytearray)
+        or more is None
+        or not hasattr(parser, "handle_push_response")
+        or getattr(connection, "_sock", None) is None
+        or getattr(connection, "health_check_interval", None)
+    ):
+        return None
+    return (connection._sock, reader, buffer, more, push, parser.handle_push_response)
+
+
+def _where(connection: Any) -> str:
+    path = getattr(connection, "path", None)  # a Unix socket's
+    return str(path) if path else f"{getattr(connection, 'host', '?')}:{getattr(connection, 'port', '?')}"
+
+
 class Lane:
     """Per-thread connections to the server of a redis-py client, for commands packed by the caller."""
 
@@ -67,23 +118,31 @@ class Lane:
         self._lock = threading.Lock()
         self._response_error = redis.ResponseError
         self._no_script = redis.exceptions.NoScriptError
+        self._connection_error = redis.ConnectionError
+        self._timeout_error = redis.TimeoutError
+        self._direct = True  # False: every call by redis-py's send_packed_command and read_response
         self._generation = 0  # close() moves it on: every thread then makes a new connection
         self.connections = 0  # connections made so far: a new one may reach another server (a failover)
 
-    def _connection(self) -> Any:
+    def _held(self) -> tuple[Any, Any, _Wire | None]:
+        """This thread's (key, connection, wire), made and connected on its first call, in a forked
+        child, or after close()."""
         held = getattr(self._local, "held", None)
         key = (_pid, self._generation)
-        if held is None or held[0] != key:  # first call in this thread, in a forked child, or after close()
+        if held is None or held[0] != key:
             connection = self._pool.connection_class(**self._pool.connection_kwargs)
             # Connected here, as redis-py's pool does before handing a connection out: a connection that
             # connects by itself on its first send skips the class's own connect() (Sentinel's asks the
             # sentinels for the master there, and would otherwise reach the default host).
             connection.connect()
-            held = self._local.held = (key, connection)
+            held = self._local.held = (key, connection, _wire(connection) if self._direct else None)
             with self._lock:
                 self._opened.add(connection)
                 self.connections += 1
-        return held[1]
+        return held
+
+    def _connection(self) -> Any:
+        return self._held()[1]
 
     def connected(self) -> int:
         """Connect this thread if it has no connection yet; how many connections were made so far (a
@@ -99,15 +158,39 @@ class Lane:
     def call(self, command: bytes) -> Any:
         """Send one packed command and return its reply (an error reply raises redis-py's error)."""
         held = getattr(self._local, "held", None)
-        connection = held[1] if held is not None and held[0] == (_pid, self._generation) else self._connection()
+        if held is None or held[0] != (_pid, self._generation):
+            held = self._held()
+        connection, wire = held[1], held[2]
         try:
-            connection.send_packed_command((command,))
-            return connection.read_response()
+            if wire is None:
+                connection.send_packed_command((command,))
+                return connection.read_response()
+            # The connection's own socket and reply reader, without the generic path around them.
+            sock, reader, buffer, more, push, on_push = wire
+            sock.sendall(command)
+            reply = reader.gets()
+            while True:
+                while reply is more:
+                    size = sock.recv_into(buffer)
+                    if not size:
+                        raise self._connection_error("Connection closed by server.")
+                    reader.feed(buffer, 0, size)
+                    reply = reader.gets()
+                if type(reply) is not push:
+                    break
+                on_push(reply)
+                reply = reader.gets()
+            if isinstance(reply, Exception):  # an error reply, made by redis-py's own error parser
+                raise reply
+            return reply
         except self._response_error:
             raise  # the server answered: the connection is fine
-        except BaseException:
+        except BaseException as exc:
             # Cut mid-way (a lost connection, a signal's exception): a reply may be left unread.
             self._drop(connection)
+            if wire is not None and isinstance(exc, OSError):  # as redis-py words a failed read or write
+                error = self._timeout_error if isinstance(exc, TimeoutError) else self._connection_error
+                raise error(f"Error while talking to {_where(connection)}: {exc}") from exc
             raise
 
     def call_many(self, commands: Sequence[bytes]) -> list[Any]:
