@@ -86,7 +86,8 @@ def table(figures: dict[str, Figure], facts: dict[str, str], settings: Settings,
         f"Python {facts['python']}, Redis {facts['redis']}, redis-py {facts['redis-py']}, hiredis {facts['hiredis']}; "
         f"peers: {facts['peers']}; {facts['date']}.",
         "",
-        f"Jobs per figure: producers {settings.n_produce:,}, workers {settings.n_drain:,}, failed-job inserts "
+        f"Jobs per figure: producers {settings.n_produce:,}, one-slot takes (the raw BRPOP loop, oxide's drains, "
+        f"the take designs) {settings.n_take:,}, peer workers {settings.n_drain:,}, failed-job inserts "
         f"{settings.n_failed:,}; {settings.repeats} interleaved runs each; median and min-max of the runs. "
         "Ratios are medians over the median of the baseline named, all from this one run.",
         "",

@@ -64,6 +64,10 @@ class Settings:
     rss_jobs: int
     smoke: bool
     n_io: int = 2_000  # 20 ms jobs per I/O-bound figure (bench/iobound.py)
+    # Jobs per run of the one-slot take figures (the raw BRPOP loop, oxide's drains, the take
+    # designs): at 5,000-20,000 jobs/s, 2,000 jobs were a tenth of a second, which one stall of a
+    # shared machine moved by a third; the peers, at 60-5,000 jobs/s, keep n_drain.
+    n_take: int = 20_000
 
 
 # -- Redis ----------------------------------------------------------------------------------------
@@ -390,7 +394,7 @@ def figures_for(s: Settings) -> dict[str, Figure]:
 
 def run(url: str, s: Settings, workdir: Path, only: set[str] | None) -> dict[str, Figure]:
     figures = figures_for(s)
-    n, nd = s.n_produce, s.n_drain
+    n, nd, nt = s.n_produce, s.n_drain, s.n_take
 
     def wanted(key: str) -> bool:
         return only is None or key in only
@@ -400,12 +404,12 @@ def run(url: str, s: Settings, workdir: Path, only: set[str] | None) -> dict[str
         ("push", lambda: oxide_push(url, n)),
         ("raw_pipeline", lambda: raw_lpush_pipelined(url, n)),
         ("push_many", lambda: oxide_push_many(url, n)),
-        ("raw_brpop", lambda: raw_brpop(url, nd, figures["cpu_raw_brpop"].runs)),
-        ("drain", lambda: drain(url, "oxide", nd, workdir)[0]),
-        ("drain_plain", lambda: drain(url, "oxide", nd, workdir, "--visibility", "0")[0]),
-        ("drain_prefetch", lambda: drain(url, "oxide", nd, workdir, "--prefetch", "50")[0]),
-        ("drain_c8", lambda: drain(url, "oxide", nd, workdir, "--concurrency", "8")[0]),
-        *designs.cases(url, nd, n, figures),
+        ("raw_brpop", lambda: raw_brpop(url, nt, figures["cpu_raw_brpop"].runs)),
+        ("drain", lambda: drain(url, "oxide", nt, workdir)[0]),
+        ("drain_plain", lambda: drain(url, "oxide", nt, workdir, "--visibility", "0")[0]),
+        ("drain_prefetch", lambda: drain(url, "oxide", nt, workdir, "--prefetch", "50")[0]),
+        ("drain_c8", lambda: drain(url, "oxide", nt, workdir, "--concurrency", "8")[0]),
+        *designs.cases(url, nt, n, figures),
         *[(f"peer_{p}", lambda p=p: drain(url, p, nd, workdir)[0]) for p in PEERS],  # type: ignore[misc]
         ("failed_sqlite", lambda: failed_inserts("sqlite", s.n_failed, workdir)),
         ("failed_postgresql", lambda: failed_inserts("postgresql", s.n_failed, workdir)),
@@ -496,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         rss_jobs=2_000 if smoke else 200_000,
         smoke=smoke,
         n_io=40 if smoke else 2_000,
+        n_take=300 if smoke else 20_000,
     )
     only = set(args.only.split(",")) if args.only else None
     # SIGTERM (nox interrupted, CI cancelled) unwinds like Ctrl-C, so the private server and the worker stop too.
