@@ -21,7 +21,7 @@ from importlib import resources
 from typing import Any, NamedTuple
 
 from .keyspace import PLAIN, KeySpace
-from .lane import LaneScript, lane_for, packed, packed_head
+from .lane import LaneScript, lane_for, packed, packed4, packed_head
 
 __all__ = ["Reservations", "Reserved", "keys_of"]
 
@@ -52,6 +52,10 @@ class Reserved(NamedTuple):
     @property
     def body(self) -> bytes:
         return self.member.split(b"|", 1)[1]
+
+
+# take.lua for one list of queues (Reservations._take_script).
+_TakeScript = tuple[LaneScript, dict[bytes, str], bytes, dict[str, tuple[bytes, bytes]]]
 
 
 def _take_keys(queues: Sequence[str], space: KeySpace) -> list[str]:
@@ -86,7 +90,7 @@ class Reservations:
         }
         # The take and the push, once per job, go by a lane where the client allows (lane.py).
         self.lane = lane_for(client)
-        self._takes: dict[tuple[str, ...], tuple[LaneScript, dict[bytes, str]]] = {}
+        self._takes: dict[tuple[str, ...], _TakeScript] = {}
         self._pushes: dict[str, bytes] = {}  # a queue's packed "LPUSH <key>"
         # Tokens only need to be unique among live members: a random worker id and a counter.
         self._worker = f"{os.getpid():x}{secrets.token_hex(4)}"
@@ -113,9 +117,10 @@ class Reservations:
             self._layouts[names] = layout
         return layout
 
-    def _take_script(self, queues: tuple[str, ...]) -> tuple[LaneScript, dict[bytes, str]]:
-        """take.lua on the lane with ``queues``' keys packed once, and each queue by its ready list's
-        key (the script's one-job reply names the list it took from)."""
+    def _take_script(self, queues: tuple[str, ...]) -> _TakeScript:
+        """take.lua on the lane with ``queues``' keys packed once; each queue by its ready list's key
+        (the script's one-job reply names the list it took from); the busy call packed up to its
+        varying part; and each queue's index as an acknowledgement names it, packed."""
         entry = self._takes.get(queues)
         if entry is None:
             if len(self._takes) >= 64:  # callers passing ever new lists must not grow this without bound
@@ -126,6 +131,10 @@ class Reservations:
             entry = self._takes[queues] = (
                 script,
                 {key.encode(): q for key, q in zip(keys[: len(queues)], queues, strict=True)},
+                script.prefix(4, "1"),  # one job; then the deadline, the token and one acknowledgement
+                # An acknowledgement's index is negative when the job came with a crash count, to be
+                # dropped with it: (index, -index), chosen by `crashes > 0`.
+                {q: (b"%d" % i, b"%d" % -i) for i, q in enumerate(queues, 1)},
             )
         return entry
 
@@ -177,19 +186,17 @@ class Reservations:
         """
         if self.lane is None:
             return self.ack_and_reserve(done, queues, limit, migrate=False)
-        script, by_key = self._take_script(queues)
-        tail = [
-            b"1" if limit == 1 else b"%d" % limit,
-            self._deadline(),
-            b"%b%d" % (self._token_head, next(self._counter)),
-        ]
-        if done:
-            index = self._layout(queues)[1]
+        script, by_key, busy, positions = self._take_script(queues)
+        deadline = self._deadline()
+        token = b"%b%d" % (self._token_head, next(self._counter))
+        if limit == 1 and len(done) == 1:  # a busy worker with one slot: packed without a loop
+            job = done[0]
+            reply = script.send(packed4(busy, deadline, token, positions[job.queue][job.crashes > 0], job.member))
+        else:
+            tail = [b"1" if limit == 1 else b"%d" % limit, deadline, token]
             for job in done:
-                # A negative index: the job was taken with a crash count, to be dropped with it.
-                position = index[job.queue]
-                tail += (b"%d" % (-position if job.crashes else position), job.member)
-        reply = script(tail)
+                tail += (positions[job.queue][job.crashes > 0], job.member)
+            reply = script(tail)
         if type(reply) is not bytes:
             if not isinstance(reply, str):
                 return self._taken(queues, reply)

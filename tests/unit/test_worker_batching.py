@@ -37,14 +37,23 @@ def count_script_calls(driver: RedisDriver) -> dict[str, int]:
     # The busy take (take.lua) goes by the driver's lane, a script made per list of queues: count those too.
     make_take = driver.scripts._take_script
 
-    def counted_take(queues: tuple[str, ...]) -> Any:
-        script, by_key = make_take(queues)
+    class CountedTake:
+        """take.lua as the driver calls it: with its varying arguments, or packed whole (send)."""
 
-        def call(tail: Any) -> Any:
+        def __init__(self, script: Any) -> None:
+            self.script = script
+
+        def __call__(self, tail: Any) -> Any:
             calls["take"] = calls.get("take", 0) + 1
-            return script(tail)
+            return self.script(tail)
 
-        return call, by_key
+        def send(self, command: bytes) -> Any:
+            calls["take"] = calls.get("take", 0) + 1
+            return self.script.send(command)
+
+    def counted_take(queues: tuple[str, ...]) -> Any:
+        script, *rest = make_take(queues)
+        return (CountedTake(script), *rest)
 
     driver.scripts._take_script = counted_take  # type: ignore[method-assign]
     return calls
