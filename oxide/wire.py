@@ -369,10 +369,34 @@ class Job:
             for key, item in extra.items():
                 if _depth(item) > MAX_PAYLOAD_DEPTH:
                     raise JobDecodeError(f"job key {key!r} is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
-        return cls(value["event_name"], value["listener_type"], value["payload"], uuid, attempts, extra)
+        if cls is not Job:
+            return cls(value["event_name"], value["listener_type"], value["payload"], uuid, attempts, extra)
+        return _checked_job(value["event_name"], value["listener_type"], value["payload"], uuid, attempts, extra)
 
     def replace(self, **changes: Any) -> Job:
         """A copy with some fields changed (``dataclasses.replace`` for this frozen type)."""
         import dataclasses
 
         return dataclasses.replace(self, **changes)
+
+
+# A job read off the wire, its fields checked, is made with its slots set directly: the frozen
+# dataclass's __init__ sets each of the six through object.__setattr__, which took twice as long,
+# once per job a worker takes. The same object either way (tests/unit/test_codec.py).
+_new_object = object.__new__
+_set_event_name, _set_listener_type, _set_payload, _set_uuid, _set_attempts, _set_extra = (
+    Job.__dict__[name].__set__ for name in ("event_name", "listener_type", "payload", "uuid", "attempts", "extra")
+)
+
+
+def _checked_job(  # noqa: PLR0917 (Job's own fields, in its order, as its __init__ takes them)
+    event_name: str, listener_type: str, payload: Any, uuid: str | None, attempts: int | None, extra: dict[str, Any]
+) -> Job:
+    job: Job = _new_object(Job)
+    _set_event_name(job, event_name)
+    _set_listener_type(job, listener_type)
+    _set_payload(job, payload)
+    _set_uuid(job, uuid)
+    _set_attempts(job, attempts)
+    _set_extra(job, extra)
+    return job

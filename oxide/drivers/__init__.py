@@ -18,7 +18,7 @@ from ..errors import QueueNameError
 if TYPE_CHECKING:
     from ..config import ConnectionConfig
 
-__all__ = ["BatchTaker", "Delivery", "Driver", "JobRunner", "check_queue_name", "make_driver"]
+__all__ = ["BatchTaker", "Delivery", "Driver", "JobRunner", "check_queue_name", "delivered", "make_driver"]
 
 _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 
@@ -50,6 +50,23 @@ class Delivery:
     body: bytes
     receipt: Any = field(default=None, compare=False)  # a handle, not part of what was delivered
     expirations: int = 0
+
+
+# A driver's hot path makes one Delivery per job taken: with its slots set directly, as the frozen
+# dataclass's __init__ (one object.__setattr__ per field) took twice as long. The same object.
+_set_queue, _set_body, _set_receipt, _set_expirations = (
+    Delivery.__dict__[name].__set__ for name in ("queue", "body", "receipt", "expirations")
+)
+
+
+def delivered(queue: str, body: bytes, receipt: Any, expirations: int) -> Delivery:
+    """``Delivery(queue, body, receipt, expirations)``, made faster (for a driver's take)."""
+    delivery: Delivery = object.__new__(Delivery)
+    _set_queue(delivery, queue)
+    _set_body(delivery, body)
+    _set_receipt(delivery, receipt)
+    _set_expirations(delivery, expirations)
+    return delivery
 
 
 JobRunner = Callable[[str, str], None]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import ConnectionConfig, redact_url
 from ..errors import ConfigError, ConnectionUnavailable
-from . import Delivery, JobRunner, delay_ms
+from . import Delivery, JobRunner, delay_ms, delivered
 from .keyspace import keyspace_of
 from .redis_topology import is_unavailable, open_client, write_replicated
 from .redis_topology import parse as parse_topology
@@ -224,8 +224,8 @@ class RedisDriver:
             acked = [True if d.receipt is None else next(flags) for d in done]
         if len(taken) == 1:
             job = taken[0]
-            return acked, [Delivery(job.queue, job.body, job, job.crashes)]
-        return acked, [Delivery(job.queue, job.body, job, job.crashes) for job in taken]
+            return acked, [delivered(job.queue, job.body, job, job.crashes)]
+        return acked, [delivered(job.queue, job.body, job, job.crashes) for job in taken]
 
     def give_back(self, deliveries: Sequence[Delivery]) -> int:
         """Return taken jobs never started to the front of their queues, without counting an attempt."""

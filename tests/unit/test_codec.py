@@ -637,3 +637,21 @@ def test_sibling_lists_before_a_deep_one_neither_add_to_its_depth_nor_hide_it() 
     with pytest.raises(JobDecodeError) as info:
         Job.from_json(job_text(payload(MAX_PAYLOAD_DEPTH)))
     assert str(info.value) == f"a value in the job is nested deeper than {MAX_PAYLOAD_DEPTH} levels"
+
+
+def test_a_job_read_off_the_wire_is_the_job_its_constructor_makes() -> None:
+    # Jobs read off the wire are made with their slots set directly (wire._checked_job), not by the
+    # frozen dataclass's __init__: every field set, equal and shown alike, still frozen.
+    import dataclasses
+
+    made = Job("shop.paid", "shop.Mailer", {"id": 7}, "u-1", 2, {"trace": "t"})
+    read = Job.from_json(made.to_json())
+    assert {f.name: getattr(read, f.name) for f in dataclasses.fields(Job)} == {
+        f.name: getattr(made, f.name) for f in dataclasses.fields(Job)
+    }
+    assert read == made
+    assert repr(read) == repr(made)
+    plain = Job.from_json('{"event_name":"e","listener_type":"l","payload":null}')
+    assert plain == Job("e", "l", None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        read.uuid = "other"  # type: ignore[misc]

@@ -362,3 +362,18 @@ def test_reserve_works_out_each_queue_list_once_and_keeps_a_bounded_number_of_th
     held, _ = res.ack_and_reserve([job], ["a", "b"], limit=0)
     assert held == [True]
     assert client.zcard("oxide:queue:b:reserved") == 2  # job-b and job-b2 are still held, job-b3 is not
+
+
+def test_a_delivery_made_for_a_take_is_the_delivery_its_constructor_makes() -> None:
+    import dataclasses
+
+    from oxide.drivers import Delivery, delivered
+
+    receipt = object()
+    made, fast = Delivery("q", b"body", receipt, 2), delivered("q", b"body", receipt, 2)
+    assert {f.name: getattr(fast, f.name) for f in dataclasses.fields(Delivery)} == {
+        f.name: getattr(made, f.name) for f in dataclasses.fields(Delivery)
+    }
+    assert (fast == made, repr(fast) == repr(made), hash(fast) == hash(made)) == (True, True, True)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.expirations = 3  # type: ignore[misc]
