@@ -131,7 +131,7 @@ class Reservations:
             entry = self._takes[queues] = (
                 script,
                 {key.encode(): q for key, q in zip(keys[: len(queues)], queues, strict=True)},
-                script.prefix(4, "1"),  # one job; then the deadline, the token and one acknowledgement
+                script.prefix(4),  # the busy call: the deadline, the token and one acknowledgement
                 # An acknowledgement's index is negative when the job came with a crash count, to be
                 # dropped with it: (index, -index), chosen by `crashes > 0`.
                 {q: (b"%d" % i, b"%d" % -i) for i, q in enumerate(queues, 1)},

@@ -15,6 +15,8 @@
 -- ARGV[3] token prefix, unique to this call (no "|" in it)
 -- ARGV[4..] pairs: queue index (1-based, into the queues), member of a job to acknowledge; the
 --   index is negative when the job had been lost before (taken with a crash count above 0)
+-- The busy call, one acknowledgement and one job, leaves out ARGV[1]: exactly four arguments,
+-- the deadline, the token prefix, the index and the member.
 -- Returns the flags: one character per acknowledgement, "1" if the reservation was still held,
 -- "0" if it had expired. One job taken (the default): one string, the flags, the ready list it
 -- came from, its crash count and its member, separated by spaces (no key holds one):
@@ -32,9 +34,13 @@
 -- (after an expiry it belongs to the job's next holder) and only if the job was taken with one: a
 -- job taken with none can gain none while we hold it, since only its expiry counts one.
 local n = #KEYS / 3
+-- Four arguments: the busy call (one acknowledgement, one job), without the count of jobs to take,
+-- as every argument costs the call a string and the table of ARGV a slot.
+local busy = #ARGV == 4
+local deadline, token = ARGV[busy and 1 or 2], ARGV[busy and 2 or 3]
 
 local flags = ''
-for a = 4, #ARGV, 2 do
+for a = busy and 3 or 4, #ARGV, 2 do
   local q = tonumber(ARGV[a])
   local member = ARGV[a + 1]
   if redis.call('ZREM', KEYS[n + math.abs(q)], member) == 1 then
@@ -47,12 +53,12 @@ for a = 4, #ARGV, 2 do
   end
 end
 
-if ARGV[1] == '1' then -- one job, the default
+if busy or ARGV[1] == '1' then -- one job, the default
   for i = 1, n do
     local body = redis.call('RPOP', KEYS[i])
     if body then
-      local member = ARGV[3] .. '.1|' .. body
-      redis.call('ZADD', KEYS[n + i], ARGV[2], member)
+      local member = token .. '.1|' .. body
+      redis.call('ZADD', KEYS[n + i], deadline, member)
       return flags .. ' ' .. KEYS[i] .. ' ' .. (redis.call('HGET', KEYS[2 * n + i], body) or '0') .. ' ' .. member
     end
   end
@@ -70,8 +76,8 @@ for i = 1, n do
     local lost = redis.call('HLEN', crashes) > 0
     local scored = {}
     for j, body in ipairs(bodies) do
-      local member = ARGV[3] .. '.' .. j .. '|' .. body
-      scored[#scored + 1] = ARGV[2]
+      local member = token .. '.' .. j .. '|' .. body
+      scored[#scored + 1] = deadline
       scored[#scored + 1] = member
       out[#out + 1] = member
       out[#out + 1] = lost and tonumber(redis.call('HGET', crashes, body) or '0') or 0
