@@ -185,7 +185,9 @@ class Lane:
     def connected(self) -> int:
         """Connect this thread if it has no connection yet; how many connections were made so far (a
         caller that keeps something per server, such as its clock, knows a new one by this number)."""
-        self._connection()
+        held = getattr(self._local, "held", None)
+        if held is None or held[0] != (_pid, self._generation):  # asked once per take: the check of call()
+            self._held()
         return self.connections
 
     def _drop(self, connection: Any) -> None:
