@@ -165,8 +165,14 @@ class Reservations:
         ``take`` script). ``pass_on`` (after a wait) wakes another idle worker if the queue taken
         from still holds jobs.
         """
-        if not (migrate or pass_on or self.lane is None):
+        if not (migrate or pass_on) and self.lane is not None:
             return self.take(done, tuple(queues), limit)
+        return self._by_reserve(done, queues, limit, migrate=migrate, pass_on=pass_on)
+
+    def _by_reserve(
+        self, done: Sequence[Reserved], queues: Sequence[str], limit: int, *, migrate: bool, pass_on: bool
+    ) -> tuple[list[bool], list[Reserved]]:
+        """reserve.lua's acknowledge-and-take, which reads the clock of the server holding the keys."""
         keys, index = self._layout(queues)
         acks: list[Any] = []
         for job in done:
@@ -185,7 +191,7 @@ class Reservations:
         holding the keys.
         """
         if self.lane is None:
-            return self.ack_and_reserve(done, queues, limit, migrate=False)
+            return self._by_reserve(done, queues, limit, migrate=False, pass_on=False)
         script, by_key, busy, positions = self._take_script(queues)
         deadline = self._deadline()
         token = b"%b%d" % (self._token_head, next(self._counter))
